@@ -1,0 +1,1 @@
+"""HTTP routes, thin: authenticate, read parameters, make one domain call, serialize."""

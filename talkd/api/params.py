@@ -1,0 +1,142 @@
+"""Request parameters read alike from the query string, a form body or a JSON body (as Nextcloud does),
+with typed readers that reject bad values as InvalidInput."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from talkd.errors import InvalidInput, TooLarge
+
+_MISSING = object()
+
+
+class Params:
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def string(self, name: str, default: str | None = None, *, max_length: int | None = None,
+            required: bool = False) -> str:
+        value = self._values.get(name, _MISSING)
+        if value is _MISSING or value is None:
+            if required or default is None:
+                raise InvalidInput(f"Missing parameter {name}", reason=f"missing-{name}")
+            return default
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        if isinstance(value, (int, float)):
+            value = str(value)
+        if not isinstance(value, str):
+            raise InvalidInput(f"Parameter {name} must be a string", reason=f"invalid-{name}")
+        if max_length is not None and len(value) > max_length:
+            raise InvalidInput(f"Parameter {name} is too long", reason=f"too-long-{name}")
+        if "\x00" in value:
+            # No parameter has a use for NUL, and PostgreSQL refuses it in text columns.
+            raise InvalidInput(f"Parameter {name} must not contain NUL characters", reason=f"invalid-{name}")
+        return value
+
+    def opt_string(self, name: str, *, max_length: int | None = None) -> str | None:
+        if self._values.get(name) is None:
+            return None
+        return self.string(name, max_length=max_length)
+
+    def integer(self, name: str, default: int | None = None, *, minimum: int | None = None,
+            maximum: int | None = None, clamp: bool = False) -> int:
+        value = self._values.get(name, _MISSING)
+        if value is _MISSING or value is None or value == "":
+            if default is None:
+                raise InvalidInput(f"Missing parameter {name}", reason=f"missing-{name}")
+            return default
+        if isinstance(value, bool):
+            number = int(value)
+        elif isinstance(value, int):
+            number = value
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            number = int(value.strip())
+        else:
+            raise InvalidInput(f"Parameter {name} must be an integer", reason=f"invalid-{name}")
+        if minimum is not None and number < minimum:
+            if not clamp:
+                raise InvalidInput(f"Parameter {name} is too small", reason=f"invalid-{name}")
+            number = minimum
+        if maximum is not None and number > maximum:
+            if not clamp:
+                raise InvalidInput(f"Parameter {name} is too large", reason=f"invalid-{name}")
+            number = maximum
+        return number
+
+    def boolean(self, name: str, default: bool = False) -> bool:
+        value = self._values.get(name, _MISSING)
+        if value is _MISSING or value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value != 0
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise InvalidInput(f"Parameter {name} must be a boolean", reason=f"invalid-{name}")
+
+    def strings(self, name: str, *, max_items: int = 1000) -> list[str]:
+        value = self._values.get(name, _MISSING)
+        if value is _MISSING or value is None or value == "":
+            return []
+        items = value if isinstance(value, list) else [value]
+        if len(items) > max_items or not all(isinstance(i, (str, int)) for i in items):
+            raise InvalidInput(f"Parameter {name} must be a list of strings", reason=f"invalid-{name}")
+        if any(isinstance(i, str) and "\x00" in i for i in items):
+            raise InvalidInput(f"Parameter {name} must not contain NUL characters", reason=f"invalid-{name}")
+        return [str(i) for i in items]
+
+
+def _add(target: dict[str, Any], key: str, value: Any) -> None:
+    # PHP style: "groups[]=a&groups[]=b" is the list ["a", "b"].
+    if key.endswith("[]"):
+        target.setdefault(key[:-2], [])
+        if isinstance(target[key[:-2]], list):
+            target[key[:-2]].append(value)
+        return
+    target[key] = value
+
+
+async def read_params(request: web.Request, route_params: Mapping[str, str] | None = None) -> Params:
+    """Query string first, then the body's values on top, then the route's own path parameters."""
+    values: dict[str, Any] = {}
+    for key, value in request.query.items():
+        _add(values, key, value)
+    if request.can_read_body:
+        content_type = request.content_type
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise TooLarge("Request body is too large") from None
+        if body:
+            if content_type == "application/json":
+                try:
+                    decoded = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    raise InvalidInput("Malformed JSON body", reason="malformed-body") from None
+                if not isinstance(decoded, dict):
+                    raise InvalidInput("JSON body must be an object", reason="malformed-body")
+                values.update(decoded)
+            elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
+                try:
+                    form = await request.post()
+                except ValueError:
+                    raise InvalidInput("Malformed form body", reason="malformed-body") from None
+                for key, field_value in form.items():
+                    if isinstance(field_value, str):
+                        _add(values, key, field_value)
+    values.update(route_params or {})
+    return Params(values)

@@ -1,0 +1,167 @@
+"""Composition root: builds the database, bus, stores and services once, then the aiohttp app.
+
+Start-up order: settings → secret → database (migrated) → bus → services → first admin → routes →
+background tasks. Shutdown runs it backwards: tasks cancelled, bus closed, database closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from talkd import __version__
+from talkd.api import nextcloud, spreed
+from talkd.api.ocs import core, signaling
+from talkd.api.ocs.routing import unknown_ocs_route
+from talkd.bus.base import EventBus
+from talkd.bus.memory import MemoryBus
+from talkd.bus.nats import NatsBus
+from talkd.capabilities import Capabilities
+from talkd.clock import Clock, SystemClock
+from talkd.config import Settings, secret_bytes
+from talkd.crypto import PasswordHashing, random_token
+from talkd.domain.accounts import AccountService
+from talkd.domain.auth import Authenticator, CredentialCache, WebSessions
+from talkd.domain.login_flow import LoginFlows
+from talkd.domain.signaling_settings import SignalingSettingsService
+from talkd.domain.throttle import Throttle
+from talkd.services import SERVICES, Services
+from talkd.spreed.service import SpreedService
+from talkd.spreed.tokens import Tickets
+from talkd.storage import migrate
+from talkd.storage.accounts import (
+    AppPasswordStore,
+    AuthFailureStore,
+    GroupStore,
+    LoginFlowStore,
+    UserStore,
+    WebSessionStore,
+)
+from talkd.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+CLEANUP_INTERVAL = 600.0
+
+
+def kept_secret(settings: Settings, filename: str, generate: Callable[[], str]) -> str:
+    """A secret generated on first start and kept (0600) in the data dir under `filename`."""
+    path = Path(settings.storage.data_dir) / filename
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generate()
+    # O_EXCL: two processes starting together cannot overwrite each other's secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The configured secret, or one generated on first start and kept in the data dir."""
+    if settings.security.secret:
+        return settings.security.secret.encode()
+    return kept_secret(settings, "secret", lambda: random_token(64)).encode()
+
+
+def build_spreed(settings: Settings, clock: Clock, bus: EventBus) -> SpreedService:
+    """Spreed WebRTC's service; its session and encryption secrets default to ones kept in the data dir."""
+    webrtc = settings.webrtc
+    session_secret = webrtc.session_secret or kept_secret(settings, "webrtc-session-secret",
+                                                          lambda: secrets.token_hex(32))
+    encryption_secret = webrtc.encryption_secret or kept_secret(settings, "webrtc-encryption-secret",
+                                                                lambda: secrets.token_hex(32))
+    tickets = Tickets(secret_bytes(session_secret), secret_bytes(encryption_secret),
+                      realm=f"{webrtc.realm}.{webrtc.server_token}")
+    return SpreedService(webrtc, tickets, bus=bus, clock=clock, version=__version__)
+
+
+async def build_services(settings: Settings, *, clock: Clock | None = None, bus: EventBus | None = None,
+                         hashing: PasswordHashing | None = None, db: Database | None = None) -> Services:
+    clock = clock or SystemClock()
+    if bus is None:
+        bus = await NatsBus.connect(settings.bus.url, prefix=settings.bus.prefix) if settings.bus.url else MemoryBus()
+    hashing = hashing or PasswordHashing()
+    secret = load_secret(settings)
+    if db is None:
+        db = Database(settings.database_url)
+        await migrate.upgrade(db)
+    accounts = AccountService(
+        users=UserStore(db), groups=GroupStore(db), app_passwords=AppPasswordStore(db), hashing=hashing,
+        bus=bus, clock=clock, secret=secret, max_display_name_length=settings.limits.max_display_name_length)
+    throttle = Throttle(AuthFailureStore(db), settings.security, clock)
+    cache = CredentialCache(secret, settings.security.credential_cache_seconds, clock)
+    capabilities = Capabilities()
+    capabilities.set_config("chat", "max-length", settings.limits.chat_max_length)
+    return Services(
+        settings=settings, clock=clock, db=db, bus=bus, accounts=accounts,
+        auth=Authenticator(accounts=accounts, throttle=throttle, cache=cache), throttle=throttle,
+        web_sessions=WebSessions(WebSessionStore(db), clock, settings.security.web_session_ttl),
+        login_flows=LoginFlows(LoginFlowStore(db), accounts, clock, settings.security.login_flow_ttl),
+        capabilities=capabilities, secret=secret, spreed=build_spreed(settings, clock, bus),
+        signaling_settings=SignalingSettingsService(settings.signaling, settings.stun, settings.turn,
+                                                    secret=secret, clock=clock))
+
+
+async def _cleanup(services: Services) -> None:
+    await services.web_sessions.expire()
+    await services.login_flows.expire()
+    await services.throttle.store.delete_older_than(
+        services.clock.now() - services.settings.security.bruteforce_window)
+
+
+async def _every(interval: float, job: Callable[[], Awaitable[object]], clock: Clock) -> None:
+    while True:
+        await clock.sleep(interval)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic job failed")
+
+
+def create_app(services: Services) -> web.Application:
+    """The aiohttp application with every route; `services` must already be built."""
+    app = web.Application(client_max_size=services.settings.limits.max_body_bytes,
+                          middlewares=[unknown_ocs_route])
+    app[SERVICES] = services
+    app.add_routes(nextcloud.routes)
+    core.router.install(app)
+    if services.settings.webrtc.enabled:
+        spreed.install(app, services.spreed)
+    signaling.router.install(app)
+    app.cleanup_ctx.append(_background)
+    return app
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    tasks = [
+        asyncio.create_task(services.auth.follow_invalidations(services.bus), name="auth-invalidation"),
+        asyncio.create_task(_every(CLEANUP_INTERVAL, lambda: _cleanup(services), services.clock), name="cleanup"),
+    ]
+    services.background.extend(tasks)
+    await asyncio.sleep(0)  # let the subscriptions start before the first request
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def close_services(services: Services) -> None:
+    await services.bus.close()
+    await services.db.close()

@@ -1,0 +1,1 @@
+"""The rules: who may do what, and what each operation does. No aiohttp, no SQL text."""

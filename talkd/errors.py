@@ -1,0 +1,63 @@
+"""Domain errors. They carry meaning, never HTTP codes; each API family maps them once at its edge.
+
+    TalkdError
+    ├── InvalidInput            a value is malformed, out of range or missing
+    │   └── TooLarge            a value or body exceeds its configured limit
+    ├── NotAuthenticated        no (valid) credentials where they are required
+    ├── Throttled               too many failed attempts from this address or for this account
+    ├── Forbidden               authenticated, but this actor may not do this
+    ├── NotFound                the thing does not exist, or is invisible to this actor
+    ├── AlreadyExists           creating something whose id is taken
+    ├── NotAllowedHere          the operation does not apply to this kind of object
+    └── PreconditionFailed      the object is not in the state the operation requires
+"""
+
+from __future__ import annotations
+
+
+class TalkdError(Exception):
+    """Base of all domain errors. `reason` is a short machine-readable word for logs and tests."""
+
+    reason: str = "error"
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidInput(TalkdError):
+    reason = "invalid-input"
+
+
+class TooLarge(InvalidInput):
+    reason = "too-large"
+
+
+class NotAuthenticated(TalkdError):
+    reason = "not-authenticated"
+
+
+class Throttled(TalkdError):
+    reason = "throttled"
+
+
+class Forbidden(TalkdError):
+    reason = "forbidden"
+
+
+class NotFound(TalkdError):
+    reason = "not-found"
+
+
+class AlreadyExists(TalkdError):
+    reason = "already-exists"
+
+
+class NotAllowedHere(TalkdError):
+    reason = "not-allowed-here"
+
+
+class PreconditionFailed(TalkdError):
+    reason = "precondition-failed"

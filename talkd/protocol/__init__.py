@@ -1,0 +1,1 @@
+"""Wire formats: pure functions and types, no transport and no rules."""

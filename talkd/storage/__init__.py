@@ -1,0 +1,1 @@
+"""SQL only: ids and values in, domain.model dataclasses out. No rules live here."""

@@ -1,0 +1,1 @@
+"""Alembic migrations, run by `talkd db upgrade` and at server start."""

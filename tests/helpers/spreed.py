@@ -1,0 +1,119 @@
+"""SpreedSocket: a Spreed WebRTC channelling client over a real aiohttp WebSocket, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import orjson
+from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from talkd.services import SERVICES
+
+TIMEOUT = 5.0
+_counter = itertools.count(1)
+
+
+class SpreedSocket:
+    def __init__(self, ws: ClientWebSocketResponse, self_frame: dict[str, Any]) -> None:
+        self.ws = ws
+        self.self_frame = self_frame
+        self.backlog: list[dict[str, Any]] = []
+
+    @classmethod
+    async def open(cls, client: TestClient, token: str = "", *, path: str = "/ws",
+                   headers: dict[str, str] | None = None) -> SpreedSocket:
+        params = {"t": token} if token else {}
+        ws = await client.ws_connect(path, params=params, headers=headers or {})
+        first = await ws.receive(timeout=TIMEOUT)
+        assert first.type is WSMsgType.TEXT, first
+        frame = orjson.loads(first.data)
+        assert frame["Data"]["Type"] == "Self", frame
+        return cls(ws, frame)
+
+    @property
+    def me(self) -> dict[str, Any]:
+        return self.self_frame["Data"]  # type: ignore[no-any-return]
+
+    @property
+    def id(self) -> str:
+        return str(self.me["Id"])
+
+    async def send(self, kind: str, inner: Any = None, *, iid: str = "") -> None:
+        frame: dict[str, Any] = {"Type": kind}
+        if inner is not None:
+            frame[kind] = inner
+        if iid:
+            frame["Iid"] = iid
+        await self.ws.send_str(orjson.dumps(frame).decode())
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        """The next frame (from the backlog first)."""
+        if self.backlog:
+            return self.backlog.pop(0)
+        message = await self.ws.receive(timeout=timeout)
+        assert message.type is WSMsgType.TEXT, f"expected a text frame, got {message.type}: {message.data!r}"
+        frame: dict[str, Any] = orjson.loads(message.data)
+        return frame
+
+    async def request(self, kind: str, inner: Any = None) -> dict[str, Any]:
+        """Send with a fresh Iid and return the reply carrying it; other frames wait in the backlog."""
+        iid = f"iid-{next(_counter)}"
+        await self.send(kind, inner, iid=iid)
+        return await self._until(lambda f: f.get("Iid") == iid)
+
+    async def next_of(self, data_type: str) -> dict[str, Any]:
+        """The next frame whose Data.Type is `data_type`; others wait in the backlog."""
+        return await self._until(lambda f: isinstance(f.get("Data"), dict) and f["Data"].get("Type") == data_type)
+
+    async def _until(self, match: Any) -> dict[str, Any]:
+        for index, frame in enumerate(self.backlog):
+            if match(frame):
+                return self.backlog.pop(index)
+        for _ in range(200):
+            message = await self.ws.receive(timeout=TIMEOUT)
+            assert message.type is WSMsgType.TEXT, f"socket ended: {message.type} {message.data!r}"
+            frame = orjson.loads(message.data)
+            if match(frame):
+                return frame  # type: ignore[no-any-return]
+            self.backlog.append(frame)
+        raise AssertionError("no matching frame among 200")
+
+    async def drain(self) -> list[dict[str, Any]]:
+        """Everything addressed to this session before a marker it sends itself through the bus (a private
+        Chat to its own Id travels the same session topic as any relay, so the order is guaranteed)."""
+        marker = f"marker-{next(_counter)}"
+        await self.send("Chat", {"To": self.id, "Type": "Chat", "Chat": {"Message": marker, "NoEcho": True}})
+        frames = list(self.backlog)
+        self.backlog.clear()
+        for _ in range(200):
+            message = await self.ws.receive(timeout=TIMEOUT)
+            assert message.type is WSMsgType.TEXT, f"socket ended: {message.type}"
+            frame = orjson.loads(message.data)
+            data = frame.get("Data") or {}
+            if data.get("Type") == "Chat" and (data.get("Chat") or {}).get("Message") == marker:
+                return frames
+            frames.append(frame)
+        raise AssertionError("marker never came back")
+
+    async def hello(self, room: str = "", *, ua: str = "test", pin: str | None = None,
+                    room_type: str = "") -> dict[str, Any]:
+        inner: dict[str, Any] = {"Version": "1.4", "Ua": ua, "Name": room, "Type": room_type}
+        if pin is not None:
+            inner["Credentials"] = {"PIN": pin}
+        return await self.request("Hello", inner)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def wait_closed(client: TestClient, session_id: str) -> None:
+    """Wait (at most 2 s) until the server has finished closing a session whose socket we closed."""
+    spreed = client.app[SERVICES].spreed
+    for _ in range(200):
+        if session_id not in spreed.sessions:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"session {session_id} is still registered")

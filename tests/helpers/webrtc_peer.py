@@ -1,0 +1,188 @@
+"""A real WebRTC peer (aiortc) for tests, whose signaling is plain dicts shaped like Talk's.
+
+The peer sends an audio or video track and records what the other side sends. Everything it says
+goes out through a `send` coroutine as the inner messages Talk's clients exchange (the `fn` of an
+internal-signaling message, without addressing):
+
+    {"type": "offer"|"answer", "roomType": "video", "payload": {"type": ..., "sdp": ...}}
+    {"type": "candidate", "roomType": "video",
+     "payload": {"candidate": {"candidate": "candidate:...", "sdpMid": "0", "sdpMLineIndex": 0}}}
+
+aiortc gathers every candidate before it finishes the description; like a browser, the peer sends
+the description without them and each candidate as its own message, so a relay sees the real
+trickle pattern. MemoryRelay carries messages between peers in-process; a transport over talkd's
+internal signaling endpoints replaces it without changing the peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
+
+Message = dict[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+Kind = Literal["audio", "video"]
+
+FRAMES_TO_COUNT_AS_RECEIVED = 5
+
+
+def ice_servers_from_settings(entries: list[dict[str, Any]]) -> list[RTCIceServer]:
+    """Signaling settings v3 `stunservers` / `turnservers` entries as aiortc ICE servers."""
+    return [RTCIceServer(urls=entry["urls"], username=entry.get("username"), credential=entry.get("credential"))
+            for entry in entries]
+
+
+def split_candidates(sdp: str) -> tuple[str, list[Message]]:
+    """The description without its candidate lines, and those candidates as Talk's candidate payloads."""
+    kept: list[str] = []
+    candidates: list[Message] = []
+    mline_index, mid = -1, None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            mline_index, mid = mline_index + 1, None
+        elif line.startswith("a=mid:"):
+            mid = line[len("a=mid:"):]
+        if line.startswith("a=candidate:"):
+            candidates.append({"candidate": line[len("a="):], "sdpMid": mid, "sdpMLineIndex": mline_index})
+            continue
+        if line == "a=end-of-candidates":  # more will follow as separate messages, as far as the peer knows
+            continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n", candidates
+
+
+class WebRtcPeer:
+    def __init__(self, name: str, send: Send, *, kind: Kind = "audio",
+                 ice_servers: list[RTCIceServer] | None = None, relay_only: bool = False) -> None:
+        self.name = name
+        self.kind = kind
+        self._send = send
+        policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers or [], iceTransportPolicy=policy))
+        self.pc.addTrack(AudioStreamTrack() if kind == "audio" else VideoStreamTrack())
+        self.connected = asyncio.Event()
+        self.media_received = asyncio.Event()
+        self.states: list[str] = []
+        self.received_kinds: list[str] = []
+        self.frames_received = 0
+        self.local_candidates: list[Message] = []
+        self._readers: list[asyncio.Task[None]] = []
+        self.pc.on("connectionstatechange", self._state_changed)
+        self.pc.on("track", self._track_arrived)
+
+    async def start_call(self) -> None:
+        """Make the offer (the caller's first move)."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self._send_description()
+
+    async def handle(self, message: Message) -> None:
+        """Act on one message from the other peer."""
+        kind, payload = message["type"], message["payload"]
+        if kind == "offer":
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            await self._send_description()
+        elif kind == "answer":
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=payload["sdp"], type="answer"))
+        elif kind == "candidate":
+            found = payload["candidate"]
+            candidate = candidate_from_sdp(found["candidate"].removeprefix("candidate:"))
+            candidate.sdpMid, candidate.sdpMLineIndex = found["sdpMid"], found["sdpMLineIndex"]
+            await self.pc.addIceCandidate(candidate)
+        else:
+            raise ValueError(f"{self.name}: unexpected signaling message {kind!r}")
+
+    async def close(self) -> None:
+        for reader in self._readers:
+            reader.cancel()
+        for reader in self._readers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+        await self.pc.close()
+
+    async def _send_description(self) -> None:
+        description = self.pc.localDescription
+        sdp, candidates = split_candidates(description.sdp)
+        self.local_candidates = candidates
+        await self._send({"type": description.type, "roomType": "video",
+                          "payload": {"type": description.type, "sdp": sdp}})
+        for candidate in candidates:
+            await self._send({"type": "candidate", "roomType": "video", "payload": {"candidate": candidate}})
+
+    async def _state_changed(self) -> None:
+        self.states.append(self.pc.connectionState)
+        if self.pc.connectionState == "connected":
+            self.connected.set()
+
+    def _track_arrived(self, track: MediaStreamTrack) -> None:
+        self.received_kinds.append(track.kind)
+        self._readers.append(asyncio.create_task(self._read(track), name=f"{self.name}-read-{track.kind}"))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        while True:
+            await track.recv()  # decoded frames: media really crossed the connection
+            self.frames_received += 1
+            if self.frames_received >= FRAMES_TO_COUNT_AS_RECEIVED:
+                self.media_received.set()
+
+
+class MemoryRelay:
+    """Carries each peer's messages to the other, in order, in-process (what talkd's signaling will do)."""
+
+    def __init__(self) -> None:
+        self.peers: dict[str, WebRtcPeer] = {}
+        self.log: list[tuple[str, str, Message]] = []  # (from, to, message)
+        self._queues: dict[str, asyncio.Queue[Message]] = {}
+        self._pumps: list[asyncio.Task[None]] = []
+
+    def sender(self, sender: str, recipient: str) -> Send:
+        async def send(message: Message) -> None:
+            self.log.append((sender, recipient, message))
+            await self._queues.setdefault(recipient, asyncio.Queue()).put(message)
+        return send
+
+    def attach(self, peer: WebRtcPeer) -> None:
+        self.peers[peer.name] = peer
+        queue = self._queues.setdefault(peer.name, asyncio.Queue())
+        self._pumps.append(asyncio.create_task(self._pump(peer, queue), name=f"relay-to-{peer.name}"))
+
+    async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
+        """Until every event is set; a peer failing on a message ends the wait with its error."""
+        pending = {asyncio.create_task(event.wait()) for event in events}
+        pumps = set(self._pumps)
+        try:
+            async with asyncio.timeout(timeout):
+                while pending:
+                    done, rest = await asyncio.wait(pending | pumps, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done & pumps:
+                        task.result()  # a pump only ends by raising
+                    pending = rest - pumps
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _pump(self, peer: WebRtcPeer, queue: asyncio.Queue[Message]) -> None:
+        while True:
+            await peer.handle(await queue.get())
+
+    async def close(self) -> None:
+        for pump in self._pumps:
+            pump.cancel()
+        for pump in self._pumps:
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        for peer in self.peers.values():
+            await peer.close()

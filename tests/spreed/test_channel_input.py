@@ -1,0 +1,113 @@
+"""Bad input on the channelling socket: oversized frames dropped, invalid JSON and unknown types ignored
+without closing, malformed documents answered with bad_request, and the per-connection rate limit."""
+
+from __future__ import annotations
+
+import contextlib
+
+import orjson
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient
+
+from talkd.clock import FakeClock
+from talkd.protocol.spreed import MAX_FRAME_BYTES
+from talkd.services import SERVICES
+from talkd.spreed.channelling import HARD_FRAME_LIMIT, RATE_PER_SECOND, RateLimiter
+from tests.helpers.spreed import SpreedSocket
+
+
+async def still_alive(socket: SpreedSocket) -> None:
+    reply = await socket.request("Alive", {"Type": "Alive", "Alive": 99})
+    assert reply["Data"] == {"Type": "Alive", "Alive": 99}
+
+
+async def test_a_frame_over_1_mib_is_dropped_and_the_socket_stays(client: TestClient) -> None:
+    a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    await a.hello("big")
+    await b.hello("big")
+    await a.next_of("Joined")
+    frame = {"Type": "Chat", "Chat": {"To": "", "Type": "Chat", "Chat": {"Message": "", "NoEcho": True}}}
+    padding = MAX_FRAME_BYTES - len(orjson.dumps(frame)) + 1
+    frame["Chat"]["Chat"]["Message"] = "x" * padding
+    text = orjson.dumps(frame).decode()
+    assert len(text.encode()) == MAX_FRAME_BYTES + 1
+    await a.ws.send_str(text)
+    assert await b.drain() == []
+    await still_alive(a)
+    # Exactly 1 MiB still goes through.
+    frame["Chat"]["Chat"]["Message"] = "x" * (padding - 1)
+    await a.ws.send_str(orjson.dumps(frame).decode())
+    assert len((await b.next_of("Chat"))["Data"]["Chat"]["Message"]) == padding - 1
+
+
+async def test_a_frame_over_the_hard_limit_closes_the_socket(client: TestClient) -> None:
+    a = await SpreedSocket.open(client)
+    with contextlib.suppress(ConnectionError):  # the server may hang up while we are still sending
+        await a.ws.send_str("x" * (HARD_FRAME_LIMIT + 1))
+    message = await a.ws.receive(timeout=5)
+    assert (message.type, message.data) == (WSMsgType.CLOSE, 1009)  # "message too big"
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "42", '"Hello"', '{"Type": "Teleport"}', '{"Type": 7}',
+                                  '{"NoType": true}', '{"Type": "Talking", "Talking": {}}'])
+async def test_invalid_json_and_unknown_types_are_ignored_without_closing(client: TestClient, text: str) -> None:
+    a = await SpreedSocket.open(client)
+    await a.ws.send_str(text)
+    await still_alive(a)
+    assert a.backlog == []  # no answer came before the Alive reply
+
+
+async def test_binary_frames_are_ignored(client: TestClient) -> None:
+    a = await SpreedSocket.open(client)
+    await a.ws.send_bytes(b'{"Type": "Self"}')
+    await still_alive(a)
+    assert a.backlog == []
+
+
+@pytest.mark.parametrize(("kind", "inner", "message"), [
+    ("Hello", None, "message did not contain Hello"),
+    ("Hello", {"Name": ["not", "a", "string"]}, "Hello Name must be a string"),
+    ("Hello", {"Name": "x" * 1025}, "Hello Name is too long"),
+    ("Hello", {"Name": "r", "Credentials": "1234"}, "Hello Credentials must be an object"),
+    ("Room", None, "message did not contain Room"),
+    ("Sessions", None, "message did not contain Sessions"),
+])
+async def test_malformed_documents_get_bad_request(client: TestClient, kind: str, inner: object,
+                                                   message: str) -> None:
+    a = await SpreedSocket.open(client)
+    reply = await a.request(kind, inner)
+    assert reply["Data"] == {"Type": "Error", "Code": "bad_request", "Message": message}
+    assert reply["From"] == a.id
+    await still_alive(a)
+
+
+async def test_keys_match_case_insensitively(client: TestClient) -> None:
+    a = await SpreedSocket.open(client)
+    await a.ws.send_str(orjson.dumps({"type": "Hello", "iid": "x1", "hello": {"name": "lower", "ua": "u"}}).decode())
+    reply = await a.recv()
+    assert reply["Iid"] == "x1" and reply["Data"]["Room"]["Name"] == "lower"
+
+
+def test_rate_limiter_lets_20_through_per_second_and_delays_the_rest() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(clock)
+    assert [limiter.delay() for _ in range(RATE_PER_SECOND)] == [0.0] * RATE_PER_SECOND
+    assert limiter.delay() == 1.0
+    clock.advance(1.0)
+    assert limiter.delay() == 0.0  # the first twenty are a second old now
+    clock.advance(0.5)
+    assert limiter.delay() == 0.0
+
+
+async def test_a_fast_client_is_delayed_not_dropped(client: TestClient) -> None:
+    clock = FakeClock()
+    spreed = client.app[SERVICES].spreed
+    spreed.clock = clock  # sleeping on this clock advances it instead of waiting
+    a = await SpreedSocket.open(client)
+    for n in range(RATE_PER_SECOND + 5):
+        await a.send("Alive", {"Type": "Alive", "Alive": n}, iid=f"n{n}")
+    replies = [await a.recv() for _ in range(RATE_PER_SECOND + 5)]
+    assert [r["Data"]["Alive"] for r in replies] == list(range(RATE_PER_SECOND + 5))  # all, in order
+    # The 21st frame waited until the first was a second old; after that the window had room again.
+    assert spreed.counters.throttled == 1 and clock.slept == [1.0]
