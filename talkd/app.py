@@ -18,7 +18,7 @@ from aiohttp import web
 
 from talkd import __version__
 from talkd.api import nextcloud, spreed
-from talkd.api.ocs import core, signaling
+from talkd.api.ocs import core, participants, rooms, signaling
 from talkd.api.ocs.routing import unknown_ocs_route
 from talkd.bus.base import EventBus
 from talkd.bus.memory import MemoryBus
@@ -28,10 +28,15 @@ from talkd.clock import Clock, SystemClock
 from talkd.config import Settings, secret_bytes
 from talkd.crypto import PasswordHashing, random_token
 from talkd.domain.accounts import AccountService
-from talkd.domain.auth import Authenticator, CredentialCache, WebSessions
+from talkd.domain.auth import Authenticator, CredentialCache, Identity, WebSessions
 from talkd.domain.login_flow import LoginFlows
+from talkd.domain.participants import ParticipantService
+from talkd.domain.room_core import RoomCore
+from talkd.domain.rooms import ConversationService
 from talkd.domain.signaling_settings import SignalingSettingsService
 from talkd.domain.throttle import Throttle
+from talkd.ids import RoomToken
+from talkd.mail import Mailer
 from talkd.services import SERVICES, Services
 from talkd.spreed.service import SpreedService
 from talkd.spreed.tokens import Tickets
@@ -49,6 +54,13 @@ from talkd.storage.database import Database
 log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL = 600.0
+
+# Capability names of seed 004 that the conversation and participant APIs implement, plus
+# "conversation-v4": today's Talk apps pick the room API version by it and refuse servers without it.
+CONVERSATION_FEATURES = (
+    "empty-group-room", "guest-display-names", "multi-room-users", "favorites", "last-room-activity",
+    "invite-by-mail", "notification-levels", "invite-group", "conversation-v4",
+)
 
 
 def kept_secret(settings: Settings, filename: str, generate: Callable[[], str]) -> str:
@@ -104,14 +116,30 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, bus:
     cache = CredentialCache(secret, settings.security.credential_cache_seconds, clock)
     capabilities = Capabilities()
     capabilities.set_config("chat", "max-length", settings.limits.chat_max_length)
-    return Services(
+    core = RoomCore(db, bus, clock)
+    conversations = ConversationService(core, accounts, hashing)
+    participants = ParticipantService(core, accounts, hashing, throttle, Mailer(settings.mail, public_url(settings)),
+                                      secret, settings.limits.max_display_name_length)
+    services = Services(
         settings=settings, clock=clock, db=db, bus=bus, accounts=accounts,
         auth=Authenticator(accounts=accounts, throttle=throttle, cache=cache), throttle=throttle,
         web_sessions=WebSessions(WebSessionStore(db), clock, settings.security.web_session_ttl),
         login_flows=LoginFlows(LoginFlowStore(db), accounts, clock, settings.security.login_flow_ttl),
         capabilities=capabilities, secret=secret, spreed=build_spreed(settings, clock, bus),
         signaling_settings=SignalingSettingsService(settings.signaling, settings.stun, settings.turn,
-                                                    secret=secret, clock=clock))
+                                                    secret=secret, clock=clock),
+        conversations=conversations, participants=participants)
+
+    async def room_lookup(token: RoomToken, identity: Identity) -> object | None:
+        return await conversations.lookup(token, identity)
+
+    services.room_lookup = room_lookup
+    return services
+
+
+def public_url(settings: Settings) -> str:
+    """Where users reach this server: the configured base URL, else the listening address."""
+    return settings.server.base_url or f"http://{settings.server.host}:{settings.server.port}"
 
 
 async def _cleanup(services: Services) -> None:
@@ -142,6 +170,9 @@ def create_app(services: Services) -> web.Application:
     if services.settings.webrtc.enabled:
         spreed.install(app, services.spreed)
     signaling.router.install(app)
+    rooms.router.install(app)
+    participants.router.install(app)
+    services.capabilities.add_features(*CONVERSATION_FEATURES)
     app.cleanup_ctx.append(_background)
     return app
 

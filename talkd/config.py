@@ -174,6 +174,17 @@ class TurnSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    smtp_host: str = _opt("", "SMTP server for e-mail invitations; empty: no mail is sent")
+    smtp_port: int = _opt(25, "SMTP server port")
+    smtp_starttls: bool = _opt(False, "upgrade the SMTP connection with STARTTLS")
+    smtp_user: str = _opt("", "SMTP user name; empty: no SMTP authentication")
+    smtp_password: str = _opt("", "SMTP password", secret=True)
+    sender: str = _opt("talkd@localhost", "From address of the mail talkd sends")
+    timeout: float = _opt(10.0, "seconds to wait for the SMTP server")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -186,6 +197,7 @@ class Settings:
     signaling: SignalingSettings = field(default_factory=SignalingSettings)
     stun: StunSettings = field(default_factory=StunSettings)
     turn: TurnSettings = field(default_factory=TurnSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
 
     def replace(self, **sections: Any) -> Settings:
         """A copy with whole sections, or `section__field=value` entries, replaced (handy in tests)."""

@@ -17,20 +17,22 @@ from talkd.config import Settings
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Authenticator, Identity, WebSessions
 from talkd.domain.login_flow import LoginFlows
+from talkd.domain.participants import ParticipantService
+from talkd.domain.rooms import ConversationService
 from talkd.domain.signaling_settings import SignalingSettingsService
 from talkd.domain.throttle import Throttle
 from talkd.ids import RoomToken
 from talkd.spreed.service import SpreedService
 from talkd.storage.database import Database
 
-# ROOMS HOOK, for the lead to wire to the rooms service: the conversation `token` names, when this
-# caller may see it (Talk's getRoomForUserByToken), else None. Routes that take a token and must answer
-# 404 for an unknown conversation ask this (signaling settings today, calls and signaling next).
+# The conversation `token` names, when this caller may see it (Talk's getRoomForUserByToken), else None.
+# Routes that only need to know that (signaling settings) ask this; build_services wires it to the
+# conversation service, and tests may swap it.
 RoomLookup = Callable[[RoomToken, Identity], Awaitable[object | None]]
 
 
 async def no_rooms(token: RoomToken, identity: Identity) -> object | None:
-    """Until a rooms service exists there are no conversations, so every token is unknown."""
+    """A lookup that knows no conversation (for services built without one)."""
     return None
 
 
@@ -49,6 +51,8 @@ class Services:
     secret: bytes
     spreed: SpreedService
     signaling_settings: SignalingSettingsService
+    conversations: ConversationService
+    participants: ParticipantService
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     room_lookup: RoomLookup = field(default=no_rooms)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talkd.bus.base import ACCOUNTS, Event, topic
+from talkd.bus.base import ACCOUNTS, ROOM, USER, Event, topic
 from talkd.ids import AppPasswordId, UserId
 
 ACCOUNTS_TOPIC = topic(ACCOUNTS)
@@ -15,3 +15,26 @@ def credentials_changed(user_id: UserId) -> Event:
 
 def app_password_revoked(user_id: UserId, app_password_id: AppPasswordId) -> Event:
     return {"type": "app-password-revoked", "userId": user_id, "appPasswordId": app_password_id}
+
+
+def room_topic(token: str) -> str:
+    return topic(ROOM, token)
+
+
+def user_topic(user_id: str) -> str:
+    return topic(USER, user_id)
+
+
+def room_changed(token: str) -> Event:
+    """A conversation's settings, attendees or sessions changed."""
+    return {"type": "room-changed", "token": token}
+
+
+def chat_message(token: str, message_id: int) -> Event:
+    """A message up to `message_id` was committed in the conversation."""
+    return {"type": "message", "token": token, "id": message_id}
+
+
+def rooms_changed(user_id: str) -> Event:
+    """The user's room list changed (a room appeared, went away or changed)."""
+    return {"type": "rooms-changed", "userId": user_id}

@@ -14,6 +14,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -103,4 +105,81 @@ auth_failures = Table(
     Column("subject", String(300), nullable=False),
     Column("occurred_at", Float, nullable=False),
     Index("ix_auth_failures_subject_occurred_at", "subject", "occurred_at"),
+)
+
+# Conversations ----------------------------------------------------------------------------------
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token", String(32), nullable=False, unique=True),
+    Column("type", Integer, nullable=False),
+    Column("name", String(255), nullable=False, default=""),
+    Column("description", String(2000), nullable=False, default=""),
+    Column("password_hash", String(255), nullable=False, default=""),
+    Column("read_only", Integer, nullable=False, default=0),
+    Column("lobby_state", Integer, nullable=False, default=0),
+    Column("lobby_timer", BigInteger, nullable=False, default=0),
+    Column("object_type", String(64), nullable=False, default=""),
+    Column("object_id", String(64), nullable=False, default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_activity", BigInteger, nullable=False),
+    Column("last_message_id", BigInteger, nullable=False, default=0),
+    Column("call_started_at", BigInteger, nullable=False, default=0),
+    Column("call_flag", Integer, nullable=False, default=0),
+    Column("default_permissions", Integer, nullable=False, default=0),
+    Column("call_permissions", Integer, nullable=False, default=0),
+)
+
+attendees = Table(
+    "attendees",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("room_id", Integer, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    Column("actor_type", String(32), nullable=False),
+    Column("actor_id", String(255), nullable=False),
+    Column("display_name", String(255), nullable=False, default=""),
+    Column("participant_type", Integer, nullable=False),
+    Column("favorite", Boolean, nullable=False, default=False),
+    Column("notification_level", Integer, nullable=False, default=0),
+    Column("last_read_message", BigInteger, nullable=False, default=0),
+    Column("last_mention_message", BigInteger, nullable=False, default=0),
+    Column("last_mention_direct", BigInteger, nullable=False, default=0),
+    Column("permissions", Integer, nullable=False, default=0),
+    Column("access_token", String(64), nullable=False, default=""),
+    UniqueConstraint("room_id", "actor_type", "actor_id"),
+    # "Which rooms is this user in" is the room list's first query.
+    Index("ix_attendees_actor_type_actor_id", "actor_type", "actor_id"),
+)
+
+room_sessions = Table(
+    "room_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(512), nullable=False, unique=True),
+    Column("attendee_id", Integer, ForeignKey("attendees.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("web_session_id", Integer, ForeignKey("web_sessions.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("in_call", Integer, nullable=False, default=0),
+    Column("last_ping", BigInteger, nullable=False, index=True),
+)
+
+# The chat store: comments and system messages. Ids grow in commit order within a room, so a waiter
+# that passes its last known id never misses one (see storage/messages.py).
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("room_id", Integer, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=False),
+    Column("actor_type", String(32), nullable=False),
+    Column("actor_id", String(255), nullable=False),
+    Column("actor_display_name", String(255), nullable=False, default=""),
+    # comment, system, command, comment_deleted (Talk's verbs)
+    Column("verb", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("parameters", Text, nullable=False, default="{}"),
+    Column("reference_id", String(64), nullable=False, default=""),
+    Column("parent_id", BigInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_messages_room_id_id", "room_id", "id"),
 )

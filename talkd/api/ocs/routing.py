@@ -56,6 +56,12 @@ class OcsRequest:
         return self.http.match_info[name]
 
     @property
+    def api_version(self) -> int:
+        """The Talk API version of routes declared with `{apiVersion:v[1-4]}` (1 for others)."""
+        raw = self.http.match_info.get("apiVersion", "v1")
+        return int(raw[1:])
+
+    @property
     def user(self) -> User:
         """The logged-in user (routes with Access.USER or ADMIN always have one)."""
         if self.identity.user is None:
@@ -75,6 +81,8 @@ class OcsRequest:
 
 
 Handler = Callable[[OcsRequest], Awaitable[Any]]
+# A route's error overrides, fixed or chosen per request (Talk's API versions differ in a few codes).
+RouteErrors = ErrorMap | Callable[[OcsRequest], ErrorMap]
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,7 @@ class OcsRoute:
     path: str
     handler: Handler
     access: Access
-    errors: ErrorMap | None
+    errors: RouteErrors | None
 
 
 class OcsRouter:
@@ -93,7 +101,7 @@ class OcsRouter:
         self.routes: list[OcsRoute] = []
 
     def route(self, method: str, path: str, *, access: Access = Access.USER,
-              errors: ErrorMap | None = None) -> Callable[[Handler], Handler]:
+              errors: RouteErrors | None = None) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(OcsRoute(method, path, handler, access, errors))
             return handler
@@ -166,7 +174,9 @@ def _endpoint(route: OcsRoute, version: ApiVersion) -> Callable[[web.Request], A
             # with HTTP 200 under v1 (V1Response is 200 for all but 997) and HTTP 429 under v2.
             result = OcsResult(status=429, message=exc.message)
         except TalkdError as exc:
-            result = OcsResult(status=ocs_status(exc, route.errors), message=exc.message)
+            overrides = route.errors(ocs_request) if callable(route.errors) and ocs_request else route.errors
+            result = OcsResult(status=ocs_status(exc, overrides if not callable(overrides) else None),
+                               message=exc.message)
         except Exception:
             # ocs/v1.php's last resort: logged here, an OCS 996 for the client (v2: HTTP 500).
             log.exception("unhandled error in %s %s", request.method, route.path)

@@ -1,0 +1,372 @@
+"""Who is in a conversation: adding users, groups and e-mail guests, removing, promoting, demoting,
+joining with a session and leaving it, and guests naming themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from talkd.crypto import PasswordHashing, keyed_hash, random_token
+from talkd.domain.accounts import AccountService, validate_email
+from talkd.domain.auth import Identity
+from talkd.domain.conversation import (
+    MODERATOR_TYPES,
+    ActorType,
+    Attendee,
+    Participant,
+    ParticipantType,
+    Room,
+    RoomType,
+    Session,
+)
+from talkd.domain.permissions import Action
+from talkd.domain.room_core import Changes, RoomCore, actor_ref
+from talkd.domain.throttle import Throttle
+from talkd.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from talkd.mail import Invitation, Mailer
+
+SESSION_ID_LENGTH = 512  # the seeds' session id: a 512-character string
+
+
+@dataclass(frozen=True)
+class Member:
+    """One attendee as the participant list shows it."""
+
+    attendee: Attendee
+    sessions: list[Session]
+
+    @property
+    def in_call(self) -> int:
+        flags = 0
+        for session in self.sessions:
+            flags |= session.in_call
+        return flags
+
+    @property
+    def last_ping(self) -> int:
+        return max((s.last_ping for s in self.sessions), default=0)
+
+
+@dataclass(frozen=True)
+class Joined:
+    room: Room
+    participant: Participant
+    session: Session
+
+
+def _user_ref(attendee: Attendee) -> dict[str, str]:
+    return actor_ref(attendee)
+
+
+class ParticipantService:
+    def __init__(self, core: RoomCore, accounts: AccountService, hashing: PasswordHashing, throttle: Throttle,
+                 mailer: Mailer, secret: bytes, max_display_name_length: int) -> None:
+        self.core = core
+        self.accounts = accounts
+        self.hashing = hashing
+        self.throttle = throttle
+        self.mailer = mailer
+        self.secret = secret
+        self.max_display_name_length = max_display_name_length
+
+    # Listing --------------------------------------------------------------------------------------
+
+    async def members(self, identity: Identity, token: str) -> tuple[Room, list[Member]]:
+        core = self.core
+        async with core.db.read() as conn:
+            room, _ = await core.access(conn, token, identity, Action.VIEW_PARTICIPANTS)
+            attendees = [a for a in await core.attendees.of_room(conn, room.id) if a.actor_type != ActorType.GROUPS]
+            sessions = await core.sessions.of_attendees(conn, [a.id for a in attendees])
+        return room, [Member(a, sessions[a.id]) for a in attendees]
+
+    # Adding ---------------------------------------------------------------------------------------
+
+    async def add(self, identity: Identity, token: str, new_participant: str, source: str, *,
+                  convert_one_to_one: bool = False) -> RoomType | None:
+        """Add a user (source users), every member of a group (groups) or an e-mail guest (emails).
+        Returns the room's new type when adding changed it (API v1 turns one-to-one into group)."""
+        if source == "emails":
+            await self.invite_email(identity, token, new_participant)
+            return None
+        if source not in ("users", "groups"):
+            raise InvalidInput("Unknown participant source", reason="invalid-source")
+        people: list[tuple[str, str]] = []
+        if source == "groups":
+            group = await self.accounts.find_group(new_participant)
+            if group is None:
+                raise NotFound("Group not found", reason="group-not-found")
+            for member_id in await self.accounts.members_of(group.id):
+                member = await self.accounts.find_user(member_id)
+                if member is not None:
+                    people.append((member.id, member.display_name))
+        else:
+            user = await self.accounts.find_user(new_participant) if new_participant else None
+            if user is None:
+                raise NotFound("User not found", reason="user-not-found")
+            people.append((user.id, user.display_name))
+        core, changes = self.core, Changes()
+        changed_type: RoomType | None = None
+        async with core.db.transaction("participants_add") as conn:
+            room, participant = await core.access(conn, token, identity, Action.ADD_PARTICIPANT)
+            assert participant is not None
+            if room.type == RoomType.ONE_TO_ONE:
+                if not convert_one_to_one:
+                    raise InvalidInput("One-to-one conversations cannot get more participants", reason="one-to-one")
+                await core.rooms.update(conn, room.id, type=int(RoomType.GROUP), name="")
+                changed_type = RoomType.GROUP
+            for user_id, display_name in people:
+                existing = await core.attendees.find(conn, room.id, ActorType.USERS, user_id)
+                if existing is not None:
+                    if existing.participant_type == ParticipantType.USER_SELF_JOINED:
+                        await core.attendees.update(conn, existing.id, participant_type=int(ParticipantType.USER))
+                    continue
+                added = await core.attendees.add(conn, room_id=room.id, actor_type=ActorType.USERS, actor_id=user_id,
+                                                 display_name=display_name, participant_type=ParticipantType.USER,
+                                                 last_read_message=room.last_message_id)
+                await core.system_message(conn, room, participant.attendee, "user_added", changes,
+                                          user=_user_ref(added))
+                changes.user(user_id)
+            changes.room(room)
+            changes.users.update(await core.user_ids(conn, room))
+        await core.announce(changes)
+        return changed_type
+
+    async def invite_email(self, identity: Identity, token: str, email: str) -> None:
+        address = validate_email(email)
+        if not address:
+            raise InvalidInput("Invalid e-mail address", reason="invalid-email")
+        core, changes = self.core, Changes()
+        access_token = random_token(32)
+        async with core.db.transaction("participants_invite_email") as conn:
+            room, participant = await core.access(conn, token, identity, Action.INVITE_EMAIL)
+            assert participant is not None
+            if room.type != RoomType.PUBLIC:
+                raise InvalidInput("Guests can only be invited to public conversations", reason="not-public")
+            try:
+                await core.attendees.add(conn, room_id=room.id, actor_type=ActorType.EMAILS, actor_id=address,
+                                         display_name="", participant_type=ParticipantType.GUEST,
+                                         last_read_message=room.last_message_id,
+                                         access_token=keyed_hash(self.secret, "invite", access_token))
+            except AlreadyExists:
+                return  # invited before: Talk answers 200 and sends nothing new
+            changes.room(room)
+            inviter = participant.attendee.display_name or participant.attendee.actor_id
+            room_name = room.name
+        await core.announce(changes)
+        await self.mailer.send_invitation(Invitation(to=address, inviter=inviter, room_name=room_name,
+                                                     room_token=room.token))
+
+    # Removing -------------------------------------------------------------------------------------
+
+    async def remove_user(self, identity: Identity, token: str, user_id: str) -> None:
+        """API v1/v2: remove a user attendee by user id."""
+        async with self.core.db.read() as conn:
+            room = await self.core.room(conn, token)
+            target = await self.core.attendees.find(conn, room.id, ActorType.USERS, user_id)
+        await self._remove(identity, token, lambda r: target if target and target.room_id == r.id else None)
+
+    async def remove_guest(self, identity: Identity, token: str, session_id: str) -> None:
+        """API v1/v2: remove a guest by the session id they joined with."""
+        async with self.core.db.read() as conn:
+            room = await self.core.room(conn, token)
+            session = await self.core.sessions.by_session_id(conn, session_id) if session_id else None
+            target = await self.core.attendees.by_id(conn, room.id, session.attendee_id) if session else None
+        if target is not None and not target.is_guest:
+            async with self.core.db.read() as conn:
+                await self.core.access(conn, token, identity, Action.REMOVE_ATTENDEE)
+            raise Forbidden("The participant is not a guest", reason="not-a-guest")
+        await self._remove(identity, token, lambda r: target)
+
+    async def remove_attendee(self, identity: Identity, token: str, attendee_id: int) -> None:
+        """API v3+: remove any attendee by attendee id."""
+        async with self.core.db.read() as conn:
+            room = await self.core.room(conn, token)
+            target = await self.core.attendees.by_id(conn, room.id, attendee_id)
+        await self._remove(identity, token, lambda r: target)
+
+    async def _remove(self, identity: Identity, token: str, pick: object) -> None:
+        core, changes = self.core, Changes()
+        async with core.db.transaction("participants_remove") as conn:
+            room, participant = await core.access(conn, token, identity, Action.REMOVE_ATTENDEE)
+            assert participant is not None and callable(pick)
+            target: Attendee | None = pick(room)
+            if target is not None:
+                target = await core.attendees.by_id(conn, room.id, target.id)  # re-read under the write lock
+            if target is None:
+                raise NotFound("Participant not found", reason="participant-not-found")
+            if target.id == participant.attendee.id:
+                raise InvalidInput("Use the self endpoint to leave", reason="self")
+            if target.participant_type == ParticipantType.OWNER:
+                raise Forbidden("The owner cannot be removed", reason="owner")
+            await self._drop(conn, room, target, participant.attendee, changes)
+        await core.announce(changes)
+
+    async def _drop(self, conn: AsyncConnection, room: Room, target: Attendee, actor: Attendee,
+                    changes: Changes) -> None:
+        core = self.core
+        await core.attendees.delete(conn, target.id)
+        changes.room(room)
+        if target.actor_type == ActorType.USERS:
+            changes.user(target.actor_id)
+            if target.participant_type != ParticipantType.USER_SELF_JOINED:
+                await core.system_message(conn, room, actor, "user_removed", changes, user=_user_ref(target))
+        changes.users.update(await core.user_ids(conn, room))
+
+    async def remove_self(self, identity: Identity, token: str) -> None:
+        core, changes = self.core, Changes()
+        async with core.db.transaction("participants_remove_self") as conn:
+            room, participant = await core.access(conn, token, identity, Action.REMOVE_SELF)
+            assert participant is not None
+            me = participant.attendee
+            everyone = await core.attendees.of_room(conn, room.id)
+            others = [a for a in everyone if a.id != me.id and a.actor_type != ActorType.GROUPS]
+            if room.type != RoomType.ONE_TO_ONE and me.participant_type in MODERATOR_TYPES and others:
+                moderators = [a for a in others if a.participant_type in MODERATOR_TYPES and not a.is_guest]
+                if not moderators:
+                    raise InvalidInput("The last moderator cannot leave", reason="last-moderator")
+            if not any(a.actor_type == ActorType.USERS for a in others):
+                # Nobody with an account is left: the conversation goes away.
+                changes.users.update(a.actor_id for a in everyone if a.actor_type == ActorType.USERS)
+                changes.room(room)
+                await core.rooms.delete(conn, room.id)
+            else:
+                await self._drop(conn, room, me, me, changes)
+        await core.announce(changes)
+
+    # Moderators -----------------------------------------------------------------------------------
+
+    async def find_target(self, token: str, *, attendee_id: int | None = None, user_id: str | None = None,
+                          session_id: str | None = None) -> Attendee | None:
+        """The attendee an API call names: by attendee id (v3+), user id or guest session id (v1/v2)."""
+        core = self.core
+        async with core.db.read() as conn:
+            room = await core.room(conn, token)
+            if attendee_id is not None:
+                return await core.attendees.by_id(conn, room.id, attendee_id)
+            if user_id:
+                found = await core.attendees.find(conn, room.id, ActorType.USERS, user_id)
+                if found is not None:
+                    return found
+            if session_id or user_id:
+                session = await core.sessions.by_session_id(conn, session_id or user_id or "")
+                if session is not None:
+                    return await core.attendees.by_id(conn, room.id, session.attendee_id)
+        return None
+
+    async def set_moderator(self, identity: Identity, token: str, target: Attendee | None, promote: bool) -> None:
+        core, changes = self.core, Changes()
+        async with core.db.transaction("participants_moderator") as conn:
+            room, participant = await core.access(conn, token, identity, Action.PROMOTE if promote else Action.DEMOTE)
+            assert participant is not None
+            current = await core.attendees.by_id(conn, room.id, target.id) if target is not None else None
+            if current is None:
+                raise NotFound("Participant not found", reason="participant-not-found")
+            if current.participant_type == ParticipantType.OWNER:
+                raise Forbidden("The owner's role cannot change", reason="owner")
+            if not promote and current.id == participant.attendee.id:
+                raise Forbidden("Moderators cannot demote themselves", reason="self")
+            moves = ({ParticipantType.USER: ParticipantType.MODERATOR,
+                      ParticipantType.GUEST: ParticipantType.GUEST_MODERATOR} if promote else
+                     {ParticipantType.MODERATOR: ParticipantType.USER,
+                      ParticipantType.GUEST_MODERATOR: ParticipantType.GUEST})
+            new_type = moves.get(current.participant_type)
+            if new_type is None:
+                raise PreconditionFailed("The participant does not have the role this needs", reason="wrong-type")
+            await core.attendees.update(conn, current.id, participant_type=int(new_type))
+            guest = current.is_guest
+            name = ("guest_" if guest else "") + ("moderator_promoted" if promote else "moderator_demoted")
+            await core.system_message(conn, room, participant.attendee, name, changes, user=_user_ref(current))
+            if current.actor_type == ActorType.USERS:
+                changes.user(current.actor_id)
+        await core.announce(changes)
+
+    # Sessions -------------------------------------------------------------------------------------
+
+    async def join(self, identity: Identity, token: str, password: str, *, web_session_id: int | None) -> Joined:
+        """Open a session in the room (Talk's joinRoom). Users who are not attendees of a public room
+        join as self-joined users; guests join with their cookie session. Self-joined users and guests
+        need the password of a protected room; failures are throttled like logins."""
+        core, changes = self.core, Changes()
+        async with core.db.read() as conn:
+            room, participant = await core.access(conn, token, identity, Action.JOIN)
+        needs_password = room.has_password and (
+            participant is None
+            or participant.attendee.participant_type in (ParticipantType.GUEST, ParticipantType.USER_SELF_JOINED))
+        if needs_password:
+            await self._check_password(room, password, identity.remote)
+        if identity.user is None and web_session_id is None:
+            raise NotFound("Guests need a session", reason="no-session")
+        async with core.db.transaction("participants_join") as conn:
+            room = await core.room(conn, token)
+            participant = await core.participant(conn, room, identity)
+            attendee = participant.attendee if participant is not None else None
+            if attendee is None:
+                if room.type != RoomType.PUBLIC:
+                    raise NotFound("Conversation not found")
+                if identity.user is not None:
+                    attendee = await core.attendees.add(
+                        conn, room_id=room.id, actor_type=ActorType.USERS, actor_id=identity.user.id,
+                        display_name=identity.user.display_name, participant_type=ParticipantType.USER_SELF_JOINED,
+                        last_read_message=room.last_message_id)
+                    changes.user(identity.user.id)
+                else:
+                    assert web_session_id is not None
+                    attendee = await core.attendees.add(
+                        conn, room_id=room.id, actor_type=ActorType.GUESTS,
+                        actor_id=keyed_hash(self.secret, "guest", str(web_session_id), room.token)[:40],
+                        display_name="", participant_type=ParticipantType.GUEST,
+                        last_read_message=room.last_message_id)
+            if web_session_id is not None:
+                # One session per client: joining again from the same browser replaces the old one.
+                await core.sessions.delete_for_web_session(conn, attendee.id, web_session_id)
+            session = await core.sessions.create(conn, attendee_id=attendee.id,
+                                                 session_id=random_token(SESSION_ID_LENGTH),
+                                                 web_session_id=web_session_id, now=core.now())
+            changes.room(room)
+        await core.announce(changes)
+        return Joined(room, Participant(room, attendee, session), session)
+
+    async def _check_password(self, room: Room, password: str, remote: str) -> None:
+        subject = f"room:{room.token}"
+        await self.throttle.before_attempt(remote, subject)
+        if not password or not await self.hashing.verify(room.password_hash, password):
+            await self.throttle.failed(remote, subject)
+            raise Forbidden("Wrong conversation password", reason="wrong-password")
+        await self.throttle.succeeded(remote, subject)
+
+    async def leave(self, identity: Identity, token: str) -> None:
+        """End the caller's session (Talk's leaveRoom). Self-joined users and guests stop being
+        attendees when their last session ends; guest moderators are kept."""
+        core, changes = self.core, Changes()
+        async with core.db.transaction("participants_leave") as conn:
+            room, participant = await core.access(conn, token, identity, Action.VIEW)
+            if participant is None:
+                return
+            if participant.session is not None:
+                await core.sessions.delete(conn, participant.session.id)
+                changes.room(room)
+            remaining = (await core.sessions.of_attendees(conn, [participant.attendee.id]))[participant.attendee.id]
+            kind = participant.attendee.participant_type
+            if not remaining and kind in (ParticipantType.USER_SELF_JOINED, ParticipantType.GUEST):
+                await core.attendees.delete(conn, participant.attendee.id)
+                changes.room(room)
+                if participant.attendee.actor_type == ActorType.USERS:
+                    changes.user(participant.attendee.actor_id)
+        await core.announce(changes)
+
+    async def set_guest_name(self, identity: Identity, token: str, display_name: str) -> None:
+        if identity.user is not None:
+            raise Forbidden("Only guests set a guest name", reason="not-a-guest")
+        name = display_name.strip()
+        if len(name) > self.max_display_name_length:
+            raise InvalidInput("The display name is too long", reason="invalid-display-name")
+        core, changes = self.core, Changes()
+        async with core.db.transaction("guest_name") as conn:
+            room, participant = await core.access(conn, token, identity, Action.SET_GUEST_NAME)
+            assert participant is not None
+            if participant.attendee.display_name != name:
+                await core.attendees.update(conn, participant.attendee.id, display_name=name)
+                changes.room(room)
+        await core.announce(changes)
+

@@ -1,0 +1,122 @@
+"""Who may do what in a conversation: the one place where these rules live.
+
+Every mutation of a room or its attendee list names an Action; `require` answers for the caller's
+participant (None: the caller does not take part). Services call it before they change anything, and
+the permission-matrix test walks this table through the HTTP API.
+
+    not a participant        → NotFound (the room is invisible), except joining a public room
+    guest (types 4, 6)       → no favorites or notification levels (they are account settings)
+    user (types 3, 5)        → their own settings, leaving, joining
+    moderator (types 1, 2, 6)→ everything about the room and the attendee list
+    logged-in moderator      → the actions Talk reserves for accounts (types 1, 2): adding people,
+                               opening the room to guests, deleting it
+"""
+
+from __future__ import annotations
+
+import enum
+
+from talkd.domain.conversation import MODERATOR_TYPES, Participant, ParticipantType, Room, RoomType
+from talkd.errors import Forbidden, NotAuthenticated, NotFound
+
+
+class Action(enum.Enum):
+    VIEW = "view"
+    VIEW_PARTICIPANTS = "view-participants"
+    JOIN = "join"
+    LEAVE = "leave"                    # end one's own session
+    REMOVE_SELF = "remove-self"        # stop being an attendee
+    FAVORITE = "favorite"
+    NOTIFY = "notify"
+    SET_GUEST_NAME = "set-guest-name"
+    RENAME = "rename"
+    SET_DESCRIPTION = "set-description"
+    SET_PASSWORD = "set-password"
+    SET_READ_ONLY = "set-read-only"
+    SET_LOBBY = "set-lobby"
+    PROMOTE = "promote"
+    DEMOTE = "demote"
+    REMOVE_ATTENDEE = "remove-attendee"
+    ADD_PARTICIPANT = "add-participant"
+    INVITE_EMAIL = "invite-email"
+    MAKE_PUBLIC = "make-public"
+    MAKE_PRIVATE = "make-private"
+    DELETE = "delete"
+
+
+class Role(enum.IntEnum):
+    """What a caller is in one room, from least to most."""
+
+    OUTSIDER = 0           # sees a public room, may join it
+    GUEST = 1
+    USER = 2
+    MODERATOR = 3          # includes guest moderators
+    ACCOUNT_MODERATOR = 4  # owner or moderator with an account
+
+
+# The least role each action needs.
+NEEDS: dict[Action, Role] = {
+    Action.VIEW: Role.OUTSIDER,
+    Action.JOIN: Role.OUTSIDER,
+    Action.VIEW_PARTICIPANTS: Role.GUEST,
+    Action.LEAVE: Role.GUEST,
+    Action.REMOVE_SELF: Role.GUEST,
+    Action.SET_GUEST_NAME: Role.GUEST,
+    Action.FAVORITE: Role.USER,
+    Action.NOTIFY: Role.USER,
+    Action.RENAME: Role.MODERATOR,
+    Action.SET_DESCRIPTION: Role.MODERATOR,
+    Action.SET_PASSWORD: Role.MODERATOR,
+    Action.SET_READ_ONLY: Role.MODERATOR,
+    Action.SET_LOBBY: Role.MODERATOR,
+    Action.PROMOTE: Role.MODERATOR,
+    Action.DEMOTE: Role.MODERATOR,
+    Action.REMOVE_ATTENDEE: Role.MODERATOR,
+    Action.ADD_PARTICIPANT: Role.ACCOUNT_MODERATOR,
+    Action.INVITE_EMAIL: Role.ACCOUNT_MODERATOR,
+    Action.MAKE_PUBLIC: Role.ACCOUNT_MODERATOR,
+    Action.MAKE_PRIVATE: Role.ACCOUNT_MODERATOR,
+    Action.DELETE: Role.ACCOUNT_MODERATOR,
+}
+
+
+def role_of(participant: Participant | None) -> Role:
+    if participant is None:
+        return Role.OUTSIDER
+    kind = participant.attendee.participant_type
+    if kind in (ParticipantType.OWNER, ParticipantType.MODERATOR):
+        return Role.ACCOUNT_MODERATOR
+    if kind in MODERATOR_TYPES:
+        return Role.MODERATOR
+    if participant.attendee.is_guest:
+        return Role.GUEST
+    return Role.USER
+
+
+def visible(room: Room, participant: Participant | None) -> bool:
+    """Talk's getRoomForUserByToken: attendees see their rooms; anyone sees a public room."""
+    return participant is not None or room.type == RoomType.PUBLIC
+
+
+def require(action: Action, room: Room, participant: Participant | None) -> None:
+    """Raise unless the caller may do `action`; invisible rooms are NotFound, never Forbidden."""
+    if not visible(room, participant):
+        raise NotFound("Conversation not found")
+    role = role_of(participant)
+    needed = NEEDS[action]
+    if role >= needed:
+        return
+    if role is Role.OUTSIDER:
+        raise NotFound("Not a participant of this conversation")
+    if needed is Role.USER:
+        # Favorites and notification levels belong to an account: a guest is "not logged in".
+        raise NotAuthenticated("Guests have no account settings")
+    raise Forbidden("Only moderators may do this")
+
+
+def can(action: Action, room: Room, participant: Participant | None) -> bool:
+    try:
+        require(action, room, participant)
+    except (Forbidden, NotFound, NotAuthenticated):
+        return False
+    return True

@@ -1,0 +1,125 @@
+"""What every conversation operation shares: finding the caller's participant in a room, writing system
+messages, and announcing changes on the bus once the transaction committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from talkd.bus.base import EventBus
+from talkd.clock import Clock
+from talkd.domain import events
+from talkd.domain.auth import Identity
+from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, Session, Verb
+from talkd.domain.permissions import Action, require
+from talkd.errors import NotFound
+from talkd.storage.database import Database
+from talkd.storage.messages import MessageStore
+from talkd.storage.rooms import AttendeeStore, RoomStore, SessionStore
+
+# Talk's tokens are at most 32 characters; anything longer cannot name a conversation.
+MAX_TOKEN_LENGTH = 32
+
+
+def actor_ref(attendee: Attendee) -> dict[str, str]:
+    return {"type": attendee.actor_type.value, "id": attendee.actor_id, "name": attendee.display_name}
+
+
+@dataclass
+class Changes:
+    """What one operation changed, announced after commit (never before: a waiter that wakes must
+    find the change in storage)."""
+
+    rooms: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+    messages: dict[str, int] = field(default_factory=dict)
+
+    def room(self, room: Room) -> None:
+        self.rooms.add(room.token)
+
+    def user(self, user_id: str) -> None:
+        self.users.add(user_id)
+
+    def message(self, room: Room, message: ChatMessage) -> None:
+        self.messages[room.token] = max(self.messages.get(room.token, 0), message.id)
+
+
+class RoomCore:
+    def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
+        self.db = db
+        self.bus = bus
+        self.clock = clock
+        self.rooms = RoomStore()
+        self.attendees = AttendeeStore()
+        self.sessions = SessionStore()
+        self.messages = MessageStore()
+
+    def now(self) -> int:
+        return int(self.clock.now())
+
+    async def room(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> Room:
+        if not token or len(token) > MAX_TOKEN_LENGTH:
+            raise NotFound("Conversation not found")
+        room = await self.rooms.by_token(conn, token, for_update=for_update)
+        if room is None:
+            raise NotFound("Conversation not found")
+        return room
+
+    async def participant(self, conn: AsyncConnection, room: Room, identity: Identity) -> Participant | None:
+        """The caller in `room` (Talk's getParticipant): a user by account, a guest by the session
+        their cookie names. The session is the one this client joined with, if any."""
+        web_session_id = identity.web_session.id if identity.web_session is not None else None
+        if identity.user is not None:
+            attendee = await self.attendees.find(conn, room.id, ActorType.USERS, identity.user.id)
+            if attendee is None:
+                return None
+            return Participant(room, attendee, await self._session_of(conn, attendee, web_session_id))
+        if web_session_id is None:
+            return None
+        found = await self.sessions.in_room_by_web_session(conn, room.id, web_session_id)
+        if found is None:
+            return None
+        attendee, session = found
+        return Participant(room, attendee, session)
+
+    async def _session_of(self, conn: AsyncConnection, attendee: Attendee, web_session_id: int | None
+                          ) -> Session | None:
+        sessions = (await self.sessions.of_attendees(conn, [attendee.id]))[attendee.id]
+        if web_session_id is not None:
+            for session in reversed(sessions):
+                if session.web_session_id == web_session_id:
+                    return session
+            return None
+        # A client without a cookie (an app sending Basic credentials) acts through its newest session.
+        return sessions[-1] if sessions else None
+
+    async def access(self, conn: AsyncConnection, token: str, identity: Identity, action: Action, *,
+                     for_update: bool = False) -> tuple[Room, Participant | None]:
+        """The room and the caller's participant, once the caller may do `action` there."""
+        room = await self.room(conn, token, for_update=for_update)
+        participant = await self.participant(conn, room, identity)
+        require(action, room, participant)
+        return room, participant
+
+    async def system_message(self, conn: AsyncConnection, room: Room, actor: Attendee | dict[str, str], name: str,
+                             changes: Changes, **values: Any) -> ChatMessage:
+        ref = actor_ref(actor) if isinstance(actor, Attendee) else actor
+        message = await self.messages.append(
+            conn, room_id=room.id, actor_type=ref["type"], actor_id=ref["id"], actor_display_name=ref["name"],
+            verb=Verb.SYSTEM, message=name, parameters={"actor": ref, **values}, now=self.now())
+        changes.message(room, message)
+        changes.room(room)
+        return message
+
+    async def user_ids(self, conn: AsyncConnection, room: Room) -> list[str]:
+        return [a.actor_id for a in await self.attendees.of_room(conn, room.id) if a.actor_type == ActorType.USERS]
+
+    async def announce(self, changes: Changes) -> None:
+        for token, message_id in changes.messages.items():
+            await self.bus.publish(events.room_topic(token), events.chat_message(token, message_id))
+        for token in changes.rooms:
+            await self.bus.publish(events.room_topic(token), events.room_changed(token))
+        for user_id in changes.users:
+            await self.bus.publish(events.user_topic(user_id), events.rooms_changed(user_id))

@@ -1,0 +1,84 @@
+"""The chat store. Ids are assigned in commit order per room, which is what lets a long poll ask for
+"everything after id N" and never miss a message that committed late.
+
+SQLite has one writer at a time, so its ids follow commits. On PostgreSQL a sequence value is taken
+at insert time but becomes visible at commit, so two concurrent senders could commit out of id order;
+a per-room transaction lock taken before the insert makes the id order and the commit order agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from talkd.domain.conversation import ChatMessage, Verb
+from talkd.storage.tables import messages, rooms
+
+# First key of PostgreSQL's two-key advisory locks: this lock class is "chat order of room N".
+_CHAT_ORDER_LOCK = 0x7A1C
+
+
+def _message(row: Any) -> ChatMessage:
+    return ChatMessage(
+        id=int(row.id), room_id=row.room_id, actor_type=row.actor_type, actor_id=row.actor_id,
+        actor_display_name=row.actor_display_name, verb=Verb(row.verb), message=row.message,
+        parameters=orjson.loads(row.parameters), reference_id=row.reference_id, parent_id=int(row.parent_id),
+        created_at=int(row.created_at),
+    )
+
+
+class MessageStore:
+    async def append(self, conn: AsyncConnection, *, room_id: int, actor_type: str, actor_id: str,
+                     actor_display_name: str, verb: Verb, message: str, parameters: dict[str, object],
+                     now: int, reference_id: str = "", parent_id: int = 0) -> ChatMessage:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAT_ORDER_LOCK, room_id)))
+        values = {
+            "room_id": room_id, "actor_type": actor_type, "actor_id": actor_id,
+            "actor_display_name": actor_display_name, "verb": verb.value, "message": message,
+            "parameters": orjson.dumps(parameters).decode(), "reference_id": reference_id,
+            "parent_id": parent_id, "created_at": now,
+        }
+        row = (await conn.execute(messages.insert().values(**values).returning(*messages.c))).one()
+        await conn.execute(rooms.update().where(rooms.c.id == room_id)
+                           .values(last_message_id=row.id, last_activity=now))
+        return _message(row)
+
+    async def get(self, conn: AsyncConnection, room_id: int, message_id: int) -> ChatMessage | None:
+        query = sa.select(messages).where(messages.c.room_id == room_id, messages.c.id == message_id)
+        row = (await conn.execute(query)).first()
+        return _message(row) if row else None
+
+    async def get_many(self, conn: AsyncConnection, message_ids: list[int]) -> dict[int, ChatMessage]:
+        if not message_ids:
+            return {}
+        query = sa.select(messages).where(messages.c.id.in_(message_ids))
+        return {int(row.id): _message(row) for row in await conn.execute(query)}
+
+    async def history(self, conn: AsyncConnection, room_id: int, *, before: int | None, limit: int
+                      ) -> list[ChatMessage]:
+        """Newest first, older than `before` (or the newest of all)."""
+        query = sa.select(messages).where(messages.c.room_id == room_id)
+        if before is not None:
+            query = query.where(messages.c.id < before)
+        query = query.order_by(messages.c.id.desc()).limit(limit)
+        return [_message(row) for row in await conn.execute(query)]
+
+    async def after(self, conn: AsyncConnection, room_id: int, *, after: int, limit: int) -> list[ChatMessage]:
+        """Oldest first, newer than `after`."""
+        query = (sa.select(messages).where(messages.c.room_id == room_id, messages.c.id > after)
+                 .order_by(messages.c.id).limit(limit))
+        return [_message(row) for row in await conn.execute(query)]
+
+    async def count_unread(self, conn: AsyncConnection, room_id: int, *, after: int, actor_type: str,
+                           actor_id: str, cap: int = 1000) -> int:
+        """Comments by others newer than `after` (system messages do not count), up to `cap`."""
+        inner = (sa.select(messages.c.id)
+                 .where(messages.c.room_id == room_id, messages.c.id > after,
+                        messages.c.verb == Verb.COMMENT.value,
+                        sa.not_(sa.and_(messages.c.actor_type == actor_type, messages.c.actor_id == actor_id)))
+                 .limit(cap).subquery())
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(inner))).scalar_one())

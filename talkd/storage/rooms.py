@@ -1,0 +1,201 @@
+"""Rooms, attendees and room sessions. Every method runs on the caller's connection, so a domain
+operation (a change plus its system message) commits or rolls back as one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from talkd.domain.conversation import ActorType, Attendee, ParticipantType, Room, RoomType, Session
+from talkd.errors import AlreadyExists
+from talkd.ids import RoomToken
+from talkd.storage.tables import attendees, room_sessions, rooms
+
+Conn = AsyncConnection
+
+
+def _room(row: Any) -> Room:
+    return Room(
+        id=row.id, token=RoomToken(row.token), type=RoomType(row.type), name=row.name,
+        description=row.description, password_hash=row.password_hash, read_only=row.read_only,
+        lobby_state=row.lobby_state, lobby_timer=int(row.lobby_timer), object_type=row.object_type,
+        object_id=row.object_id, created_at=int(row.created_at), last_activity=int(row.last_activity),
+        last_message_id=int(row.last_message_id), call_started_at=int(row.call_started_at),
+        call_flag=row.call_flag, default_permissions=row.default_permissions,
+        call_permissions=row.call_permissions,
+    )
+
+
+def _attendee(row: Any) -> Attendee:
+    return Attendee(
+        id=row.id, room_id=row.room_id, actor_type=ActorType(row.actor_type), actor_id=row.actor_id,
+        display_name=row.display_name, participant_type=ParticipantType(row.participant_type),
+        favorite=bool(row.favorite), notification_level=row.notification_level,
+        last_read_message=int(row.last_read_message), last_mention_message=int(row.last_mention_message),
+        last_mention_direct=int(row.last_mention_direct), permissions=row.permissions,
+        access_token=row.access_token,
+    )
+
+
+def _session(row: Any) -> Session:
+    return Session(id=row.id, session_id=row.session_id, attendee_id=row.attendee_id,
+                   web_session_id=row.web_session_id, in_call=row.in_call, last_ping=int(row.last_ping))
+
+
+_ROOM_DEFAULTS: dict[str, Any] = {
+    "description": "", "password_hash": "", "read_only": 0, "lobby_state": 0, "lobby_timer": 0,
+    "object_type": "", "object_id": "", "last_message_id": 0, "call_started_at": 0, "call_flag": 0,
+    "default_permissions": 0, "call_permissions": 0,
+}
+
+
+class RoomStore:
+    async def create(self, conn: Conn, *, token: RoomToken, room_type: RoomType, name: str, now: int,
+                     **fields: Any) -> Room:
+        values = {**_ROOM_DEFAULTS, **fields, "token": token, "type": int(room_type), "name": name,
+                  "created_at": now, "last_activity": now}
+        try:
+            async with conn.begin_nested():
+                result = await conn.execute(rooms.insert().values(**values).returning(*rooms.c))
+        except IntegrityError:
+            raise AlreadyExists("Conversation token taken") from None
+        return _room(result.one())
+
+    async def by_token(self, conn: Conn, token: str, *, for_update: bool = False) -> Room | None:
+        query = sa.select(rooms).where(rooms.c.token == token)
+        if for_update and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await conn.execute(query)).first()
+        return _room(row) if row else None
+
+    async def by_id(self, conn: Conn, room_id: int) -> Room | None:
+        row = (await conn.execute(sa.select(rooms).where(rooms.c.id == room_id))).first()
+        return _room(row) if row else None
+
+    async def one_to_one(self, conn: Conn, name: str) -> Room | None:
+        """A one-to-one room is named by the JSON list of its two sorted user ids, as Talk does."""
+        query = sa.select(rooms).where(rooms.c.type == int(RoomType.ONE_TO_ONE), rooms.c.name == name)
+        row = (await conn.execute(query)).first()
+        return _room(row) if row else None
+
+    async def update(self, conn: Conn, room_id: int, **fields: Any) -> None:
+        await conn.execute(rooms.update().where(rooms.c.id == room_id).values(**fields))
+
+    async def delete(self, conn: Conn, room_id: int) -> None:
+        await conn.execute(rooms.delete().where(rooms.c.id == room_id))
+
+    async def of_actor(self, conn: Conn, actor_type: ActorType, actor_id: str, *,
+                       modified_since: int = 0) -> list[tuple[Room, Attendee]]:
+        """Every room the actor attends, with their attendee row (two indexed queries)."""
+        query = sa.select(attendees).where(attendees.c.actor_type == actor_type.value,
+                                           attendees.c.actor_id == actor_id)
+        mine = {row.room_id: _attendee(row) for row in await conn.execute(query)}
+        if not mine:
+            return []
+        room_query = sa.select(rooms).where(rooms.c.id.in_(list(mine)))
+        if modified_since:
+            room_query = room_query.where(rooms.c.last_activity > modified_since)
+        return [(_room(row), mine[row.id]) for row in await conn.execute(room_query)]
+
+
+class AttendeeStore:
+    async def add(self, conn: Conn, *, room_id: int, actor_type: ActorType, actor_id: str, display_name: str,
+                  participant_type: ParticipantType, last_read_message: int = 0,
+                  access_token: str = "") -> Attendee:
+        values = {
+            "room_id": room_id, "actor_type": actor_type.value, "actor_id": actor_id,
+            "display_name": display_name, "participant_type": int(participant_type), "favorite": False,
+            "notification_level": 0, "last_read_message": last_read_message, "last_mention_message": 0,
+            "last_mention_direct": 0, "permissions": 0, "access_token": access_token,
+        }
+        try:
+            async with conn.begin_nested():
+                result = await conn.execute(attendees.insert().values(**values).returning(*attendees.c))
+        except IntegrityError:
+            raise AlreadyExists("Already a participant") from None
+        return _attendee(result.one())
+
+    async def find(self, conn: Conn, room_id: int, actor_type: ActorType, actor_id: str) -> Attendee | None:
+        query = sa.select(attendees).where(attendees.c.room_id == room_id,
+                                           attendees.c.actor_type == actor_type.value,
+                                           attendees.c.actor_id == actor_id)
+        row = (await conn.execute(query)).first()
+        return _attendee(row) if row else None
+
+    async def by_id(self, conn: Conn, room_id: int, attendee_id: int) -> Attendee | None:
+        query = sa.select(attendees).where(attendees.c.room_id == room_id, attendees.c.id == attendee_id)
+        row = (await conn.execute(query)).first()
+        return _attendee(row) if row else None
+
+    async def of_room(self, conn: Conn, room_id: int) -> list[Attendee]:
+        query = sa.select(attendees).where(attendees.c.room_id == room_id).order_by(attendees.c.id)
+        return [_attendee(row) for row in await conn.execute(query)]
+
+    async def update(self, conn: Conn, attendee_id: int, **fields: Any) -> None:
+        await conn.execute(attendees.update().where(attendees.c.id == attendee_id).values(**fields))
+
+    async def delete(self, conn: Conn, attendee_id: int) -> None:
+        await conn.execute(attendees.delete().where(attendees.c.id == attendee_id))
+
+    async def count(self, conn: Conn, room_id: int, participant_types: Sequence[ParticipantType] | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(attendees).where(attendees.c.room_id == room_id)
+        if participant_types is not None:
+            query = query.where(attendees.c.participant_type.in_([int(t) for t in participant_types]))
+        return int((await conn.execute(query)).scalar_one())
+
+
+class SessionStore:
+    async def create(self, conn: Conn, *, attendee_id: int, session_id: str, web_session_id: int | None,
+                     now: int) -> Session:
+        values = {"attendee_id": attendee_id, "session_id": session_id, "web_session_id": web_session_id,
+                  "in_call": 0, "last_ping": now}
+        result = await conn.execute(room_sessions.insert().values(**values).returning(*room_sessions.c))
+        return _session(result.one())
+
+    async def by_session_id(self, conn: Conn, session_id: str) -> Session | None:
+        row = (await conn.execute(sa.select(room_sessions).where(room_sessions.c.session_id == session_id))).first()
+        return _session(row) if row else None
+
+    async def of_attendees(self, conn: Conn, attendee_ids: Sequence[int]) -> dict[int, list[Session]]:
+        found: dict[int, list[Session]] = {attendee_id: [] for attendee_id in attendee_ids}
+        if not attendee_ids:
+            return found
+        query = (sa.select(room_sessions).where(room_sessions.c.attendee_id.in_(list(attendee_ids)))
+                 .order_by(room_sessions.c.id))
+        for row in await conn.execute(query):
+            found[row.attendee_id].append(_session(row))
+        return found
+
+    async def in_room_by_web_session(self, conn: Conn, room_id: int, web_session_id: int
+                                     ) -> tuple[Attendee, Session] | None:
+        query = (sa.select(room_sessions, attendees.c.id.label("a_id"))
+                 .join(attendees, attendees.c.id == room_sessions.c.attendee_id)
+                 .where(attendees.c.room_id == room_id, room_sessions.c.web_session_id == web_session_id)
+                 .order_by(room_sessions.c.id.desc()))
+        row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        attendee = await AttendeeStore().by_id(conn, room_id, row.a_id)
+        assert attendee is not None
+        return attendee, _session(row)
+
+    async def delete(self, conn: Conn, session_pk: int) -> None:
+        await conn.execute(room_sessions.delete().where(room_sessions.c.id == session_pk))
+
+    async def delete_for_web_session(self, conn: Conn, attendee_id: int, web_session_id: int) -> None:
+        await conn.execute(room_sessions.delete().where(room_sessions.c.attendee_id == attendee_id,
+                                                        room_sessions.c.web_session_id == web_session_id))
+
+    async def update(self, conn: Conn, session_pk: int, **fields: Any) -> None:
+        await conn.execute(room_sessions.update().where(room_sessions.c.id == session_pk).values(**fields))
+
+    async def counts_by_actor_type(self, conn: Conn, room_id: int) -> dict[str, int]:
+        """How many users and how many guests have at least one session in the room."""
+        query = (sa.select(attendees.c.actor_type, sa.func.count(sa.distinct(attendees.c.id)))
+                 .join(room_sessions, room_sessions.c.attendee_id == attendees.c.id)
+                 .where(attendees.c.room_id == room_id).group_by(attendees.c.actor_type))
+        return {row[0]: int(row[1]) for row in await conn.execute(query)}
