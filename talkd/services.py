@@ -16,6 +16,7 @@ from talkd.clock import Clock
 from talkd.config import Settings
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Authenticator, Identity, WebSessions
+from talkd.domain.chat import ChatService
 from talkd.domain.login_flow import LoginFlows
 from talkd.domain.participants import ParticipantService
 from talkd.domain.rooms import ConversationService
@@ -53,6 +54,7 @@ class Services:
     signaling_settings: SignalingSettingsService
     conversations: ConversationService
     participants: ParticipantService
+    chat: ChatService
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     room_lookup: RoomLookup = field(default=no_rooms)

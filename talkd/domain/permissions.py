@@ -16,8 +16,17 @@ from __future__ import annotations
 
 import enum
 
-from talkd.domain.conversation import MODERATOR_TYPES, Participant, ParticipantType, Room, RoomType
-from talkd.errors import Forbidden, NotAuthenticated, NotFound
+from talkd.domain.conversation import (
+    MODERATOR_TYPES,
+    LobbyState,
+    Participant,
+    ParticipantType,
+    Permission,
+    ReadOnly,
+    Room,
+    RoomType,
+)
+from talkd.errors import Forbidden, NotAuthenticated, NotFound, PreconditionFailed
 
 
 class Action(enum.Enum):
@@ -42,6 +51,9 @@ class Action(enum.Enum):
     MAKE_PUBLIC = "make-public"
     MAKE_PRIVATE = "make-private"
     DELETE = "delete"
+    READ_CHAT = "read-chat"
+    POST_CHAT = "post-chat"
+    DELETE_ANY_MESSAGE = "delete-any-message"
 
 
 class Role(enum.IntEnum):
@@ -77,6 +89,9 @@ NEEDS: dict[Action, Role] = {
     Action.MAKE_PUBLIC: Role.ACCOUNT_MODERATOR,
     Action.MAKE_PRIVATE: Role.ACCOUNT_MODERATOR,
     Action.DELETE: Role.ACCOUNT_MODERATOR,
+    Action.READ_CHAT: Role.GUEST,
+    Action.POST_CHAT: Role.GUEST,
+    Action.DELETE_ANY_MESSAGE: Role.MODERATOR,
 }
 
 
@@ -112,6 +127,25 @@ def require(action: Action, room: Room, participant: Participant | None) -> None
         # Favorites and notification levels belong to an account: a guest is "not logged in".
         raise NotAuthenticated("Guests have no account settings")
     raise Forbidden("Only moderators may do this")
+
+
+def require_chat(room: Room, participant: Participant | None, *, write: bool) -> None:
+    """Chat needs a participant; the lobby hides it from non-moderators (412) and a read-only room
+    refuses every new message, moderators' too (403)."""
+    require(Action.POST_CHAT if write else Action.READ_CHAT, room, participant)
+    assert participant is not None
+    if lobby_blocks(room, participant):
+        raise PreconditionFailed("The lobby is active", reason="lobby")
+    if write and room.read_only == ReadOnly.READ_ONLY:
+        raise Forbidden("The conversation is read-only", reason="read-only")
+
+
+def lobby_blocks(room: Room, participant: Participant | None) -> bool:
+    if room.lobby_state != LobbyState.MODERATORS_ONLY:
+        return False
+    if participant is None:
+        return True
+    return not (participant.is_moderator or participant.attendee.permissions & Permission.LOBBY_IGNORE)
 
 
 def can(action: Action, room: Room, participant: Participant | None) -> bool:

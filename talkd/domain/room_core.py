@@ -123,3 +123,19 @@ class RoomCore:
             await self.bus.publish(events.room_topic(token), events.room_changed(token))
         for user_id in changes.users:
             await self.bus.publish(events.user_topic(user_id), events.rooms_changed(user_id))
+
+
+# A session's lastPing is written at most this often: chat and signaling pulls count as pings, and
+# a write per pull would make every long poll a write transaction.
+PING_RESOLUTION = 10
+
+
+async def ping(core: RoomCore, participant: Participant | None) -> None:
+    """Record that the caller's session is alive (Talk counts chat and signaling pulls as pings)."""
+    if participant is None or participant.session is None:
+        return
+    now = core.now()
+    if now - participant.session.last_ping < PING_RESOLUTION:
+        return
+    async with core.db.transaction("session_ping") as conn:
+        await core.sessions.update(conn, participant.session.id, last_ping=now)

@@ -82,3 +82,10 @@ class MessageStore:
                         sa.not_(sa.and_(messages.c.actor_type == actor_type, messages.c.actor_id == actor_id)))
                  .limit(cap).subquery())
         return int((await conn.execute(sa.select(sa.func.count()).select_from(inner))).scalar_one())
+
+    async def update(self, conn: AsyncConnection, message_id: int, **fields: Any) -> None:
+        if "parameters" in fields:
+            fields["parameters"] = orjson.dumps(fields["parameters"]).decode()
+        if "verb" in fields:
+            fields["verb"] = Verb(fields["verb"]).value
+        await conn.execute(messages.update().where(messages.c.id == message_id).values(**fields))

@@ -183,3 +183,16 @@ messages = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_messages_room_id_id", "room_id", "id"),
 )
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("actor_type", String(32), nullable=False),
+    Column("actor_id", String(255), nullable=False),
+    Column("actor_display_name", String(255), nullable=False, default=""),
+    Column("reaction", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("message_id", "actor_type", "actor_id", "reaction"),
+)

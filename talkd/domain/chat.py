@@ -1,0 +1,335 @@
+"""Chat: sending, history, waiting for new messages, deleting, read markers, reactions and mention
+suggestions.
+
+Waiting costs no query while it waits: a waiter subscribes to the room's topic, reads once, and then
+sleeps until a "message" event names an id past what it has; only then does it read again. Ids are
+assigned in commit order per room (storage/messages.py), so "everything after my last id" never skips
+a message that committed late."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from talkd.bus.waiter import wait_for
+from talkd.config import LimitsSettings
+from talkd.domain import events
+from talkd.domain.accounts import AccountService
+from talkd.domain.auth import Identity
+from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, RoomType, Verb
+from talkd.domain.mentions import find_mentions, render_mentions
+from talkd.domain.permissions import Action, require, require_chat
+from talkd.domain.room_core import Changes, RoomCore, actor_ref, ping
+from talkd.errors import InvalidInput, NotAllowedHere, NotFound, TooLarge
+from talkd.storage.reactions import Reaction, ReactionStore
+
+HISTORY_DEFAULT_LIMIT = 100
+HISTORY_MAX_LIMIT = 200
+WAIT_DEFAULT_TIMEOUT = 30
+WAIT_MAX_TIMEOUT = 60
+MAX_REFERENCE_ID = 64
+MAX_REACTION_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class ChatPage:
+    """Messages for one reader plus what their serialization needs."""
+
+    room: Room
+    messages: list[ChatMessage]
+    parents: dict[int, ChatMessage] = field(default_factory=dict)
+    reactions: dict[int, list[Reaction]] = field(default_factory=dict)
+    reader: tuple[str, str] | None = None  # (actor type, actor id) for `reactionsSelf`
+
+    @property
+    def last_given(self) -> int | None:
+        return self.messages[-1].id if self.messages else None
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    id: str
+    label: str
+    source: str  # users, guests, calls
+
+
+class ChatService:
+    def __init__(self, core: RoomCore, accounts: AccountService, limits: LimitsSettings) -> None:
+        self.core = core
+        self.accounts = accounts
+        self.limits = limits
+        self.reactions = ReactionStore()
+
+    # Sending --------------------------------------------------------------------------------------
+
+    async def send(self, identity: Identity, token: str, text: str, *, actor_display_name: str = "",
+                   reference_id: str = "", reply_to: int = 0, silent: bool = False) -> ChatPage:
+        if len(text) > self.limits.chat_max_length:
+            raise TooLarge("Message too long", reason="message-too-long")
+        if not text.strip():
+            raise InvalidInput("The message must not be empty", reason="empty-message")
+        if len(reference_id) > MAX_REFERENCE_ID:
+            raise InvalidInput("Invalid reference id", reason="invalid-reference-id")
+        if len(actor_display_name) > self.limits.max_display_name_length:
+            raise InvalidInput("The display name is too long", reason="invalid-display-name")
+        core, changes = self.core, Changes()
+        async with core.db.read() as conn:
+            room, participant = await core.access(conn, token, identity, Action.POST_CHAT)
+            require_chat(room, participant, write=True)
+            assert participant is not None
+            resolved = await self._resolve_mentions(conn, room, text)
+        rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
+        parameters: dict[str, object] = {}
+        if rich:
+            parameters["rendered"] = rendered
+            parameters["rich"] = rich
+        if silent:
+            parameters["silent"] = True
+        async with core.db.transaction("chat_send") as conn:
+            room, participant = await core.access(conn, token, identity, Action.POST_CHAT)
+            require_chat(room, participant, write=True)
+            assert participant is not None
+            author = participant.attendee
+            if author.is_guest and actor_display_name and actor_display_name != author.display_name:
+                await core.attendees.update(conn, author.id, display_name=actor_display_name)
+                author = dataclasses.replace(author, display_name=actor_display_name)
+            parent = None
+            if reply_to:
+                parent = await core.messages.get(conn, room.id, reply_to)
+                if parent is None or parent.verb != Verb.COMMENT:
+                    raise InvalidInput("The message to reply to cannot be replied to", reason="invalid-reply")
+            ref = actor_ref(author)
+            message = await core.messages.append(
+                conn, room_id=room.id, actor_type=ref["type"], actor_id=ref["id"], actor_display_name=ref["name"],
+                verb=Verb.COMMENT, message=text, parameters=parameters, now=core.now(), reference_id=reference_id,
+                parent_id=parent.id if parent else 0)
+            await core.attendees.update(conn, author.id, last_read_message=message.id)
+            await self._record_mentions(conn, room, author, message, resolved)
+            changes.message(room, message)
+            changes.users.update(await core.user_ids(conn, room))
+        await core.announce(changes)
+        return ChatPage(room, [message], {parent.id: parent} if parent else {})
+
+    async def _resolve_mentions(self, conn: AsyncConnection, room: Room, text: str
+                                ) -> dict[str, tuple[dict[str, str], Attendee | None]]:
+        """Each mentioned target that names someone real, with its rich object and attendee."""
+        tokens = find_mentions(text)
+        if not tokens:
+            return {}
+        attendees = await self.core.attendees.of_room(conn, room.id)
+        by_user = {a.actor_id: a for a in attendees if a.actor_type == ActorType.USERS}
+        by_guest = {f"guest/{a.actor_id}": a for a in attendees if a.is_guest}
+        resolved: dict[str, tuple[dict[str, str], Attendee | None]] = {}
+        for token in tokens:
+            target = token.target
+            if target in resolved:
+                continue
+            if target == "all":
+                call_type = {RoomType.ONE_TO_ONE: "one2one", RoomType.PUBLIC: "public"}.get(room.type, "group")
+                resolved[target] = ({"type": "call", "id": room.token, "name": room.name or room.token,
+                                     "call-type": call_type}, None)
+            elif target in by_guest:
+                guest = by_guest[target]
+                resolved[target] = ({"type": "guest", "id": target, "name": guest.display_name or "Guest"}, guest)
+            elif target in by_user:
+                user = by_user[target]
+                resolved[target] = ({"type": "user", "id": target, "name": user.display_name or target}, user)
+            elif not target.startswith("guest/"):
+                account = await self.accounts.find_user(target)
+                if account is not None:
+                    resolved[target] = ({"type": "user", "id": account.id, "name": account.display_name}, None)
+        return resolved
+
+    async def _record_mentions(self, conn: AsyncConnection, room: Room, author: Attendee, message: ChatMessage,
+                               resolved: dict[str, tuple[dict[str, str], Attendee | None]]) -> None:
+        if not resolved:
+            return
+        direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
+        everyone = "all" in resolved
+        for attendee in await self.core.attendees.of_room(conn, room.id):
+            if attendee.id == author.id:
+                continue
+            if attendee.id in direct:
+                await self.core.attendees.update(conn, attendee.id, last_mention_message=message.id,
+                                                 last_mention_direct=message.id)
+            elif everyone:
+                await self.core.attendees.update(conn, attendee.id, last_mention_message=message.id)
+
+    # Reading and waiting --------------------------------------------------------------------------
+
+    async def receive(self, identity: Identity, token: str, *, look_into_future: bool, limit: int, timeout: int,
+                      last_known: int, include_last_known: bool = False, set_read_marker: bool = True) -> ChatPage:
+        core = self.core
+        limit = min(max(limit, 1), HISTORY_MAX_LIMIT)
+        timeout = min(max(timeout, 0), WAIT_MAX_TIMEOUT)
+        async with core.db.read() as conn:
+            room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
+            require_chat(room, participant, write=False)
+        assert participant is not None
+        await ping(core, participant)
+        if not look_into_future:
+            before = last_known + 1 if include_last_known and last_known else (last_known or None)
+            async with core.db.read() as conn:
+                found = await core.messages.history(conn, room.id, before=before, limit=limit)
+            return await self._page(room, found, participant)
+        after = last_known - 1 if include_last_known and last_known > 0 else last_known
+
+        async def newer() -> list[ChatMessage] | None:
+            async with core.db.read() as conn:
+                found = await core.messages.after(conn, room.id, after=after, limit=limit)
+            return found or None
+
+        def relevant(event: dict[str, object]) -> bool:
+            value = event.get("id")
+            return event.get("type") == "message" and isinstance(value, int) and value > after
+
+        found = await wait_for(core.bus, [events.room_topic(room.token)], newer, timeout=timeout,
+                               clock=core.clock, wake=relevant) or []
+        if found and set_read_marker:
+            await self._advance_read_marker(participant.attendee, found[-1].id)
+        return await self._page(room, found, participant)
+
+    async def _page(self, room: Room, found: list[ChatMessage], participant: Participant) -> ChatPage:
+        if not found:
+            return ChatPage(room, [])
+        async with self.core.db.read() as conn:
+            parent_ids = sorted({m.parent_id for m in found if m.parent_id})
+            parents = await self.core.messages.get_many(conn, parent_ids)
+            rows = await self.reactions.of_messages(conn, [m.id for m in found])
+        grouped: dict[int, list[Reaction]] = {}
+        for row in rows:
+            grouped.setdefault(row.message_id, []).append(row)
+        attendee = participant.attendee
+        return ChatPage(room, found, parents, grouped, (attendee.actor_type.value, attendee.actor_id))
+
+    async def _advance_read_marker(self, attendee: Attendee, message_id: int) -> None:
+        if message_id <= attendee.last_read_message:
+            return
+        async with self.core.db.transaction("chat_read_marker") as conn:
+            await self.core.attendees.update(conn, attendee.id, last_read_message=message_id)
+
+    # Read marker ----------------------------------------------------------------------------------
+
+    async def mark_read(self, identity: Identity, token: str, last_read: int | None) -> Room:
+        core, changes = self.core, Changes()
+        async with core.db.transaction("chat_mark_read") as conn:
+            room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
+            assert participant is not None
+            target = room.last_message_id if last_read is None else min(max(last_read, 0), room.last_message_id)
+            await core.attendees.update(conn, participant.attendee.id, last_read_message=target)
+            if participant.attendee.actor_type == ActorType.USERS:
+                changes.user(participant.attendee.actor_id)
+        await core.announce(changes)
+        return room
+
+    async def mark_unread(self, identity: Identity, token: str) -> Room:
+        """Mark the newest message unread again: the read marker moves to the comment before it."""
+        core, changes = self.core, Changes()
+        async with core.db.transaction("chat_mark_unread") as conn:
+            room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
+            assert participant is not None
+            previous = await core.messages.history(conn, room.id, before=room.last_message_id or None, limit=1)
+            await core.attendees.update(conn, participant.attendee.id,
+                                        last_read_message=previous[0].id if previous else 0)
+            if participant.attendee.actor_type == ActorType.USERS:
+                changes.user(participant.attendee.actor_id)
+        await core.announce(changes)
+        return room
+
+    # Deleting -------------------------------------------------------------------------------------
+
+    async def delete(self, identity: Identity, token: str, message_id: int) -> ChatPage:
+        """Authors delete their own comments, moderators any; the comment keeps its place as
+        `comment_deleted` and a `message_deleted` system message announces it."""
+        core, changes = self.core, Changes()
+        async with core.db.transaction("chat_delete") as conn:
+            room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
+            require_chat(room, participant, write=True)
+            assert participant is not None
+            message = await core.messages.get(conn, room.id, message_id)
+            if message is None:
+                raise NotFound("Message not found", reason="message-not-found")
+            if message.verb != Verb.COMMENT:
+                raise NotAllowedHere("Only chat messages can be deleted", reason="not-a-comment")
+            me = participant.attendee
+            own = message.actor_type == me.actor_type.value and message.actor_id == me.actor_id
+            if not own:
+                require(Action.DELETE_ANY_MESSAGE, room, participant)
+            await core.messages.update(conn, message.id, verb=Verb.COMMENT_DELETED, message="",
+                                       parameters={"deletedBy": actor_ref(me)})
+            notice = await core.system_message(conn, room, me, "message_deleted", changes, message=message.id)
+            await core.messages.update(conn, notice.id, parent_id=message.id)
+            deleted = await core.messages.get(conn, room.id, message.id)
+            notice = await core.messages.get(conn, room.id, notice.id) or notice
+            changes.users.update(await core.user_ids(conn, room))
+        await core.announce(changes)
+        assert deleted is not None
+        return ChatPage(room, [notice], {deleted.id: deleted})
+
+    # Reactions ------------------------------------------------------------------------------------
+
+    async def react(self, identity: Identity, token: str, message_id: int, reaction: str, *, add: bool
+                    ) -> tuple[bool, list[Reaction]]:
+        """Add or remove one reaction; returns whether anything changed and the message's reactions."""
+        reaction = reaction.strip()
+        if not reaction or len(reaction) > MAX_REACTION_LENGTH or any(c.isspace() for c in reaction):
+            raise InvalidInput("Invalid reaction", reason="invalid-reaction")
+        core, changes = self.core, Changes()
+        async with core.db.transaction("chat_react") as conn:
+            room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
+            require_chat(room, participant, write=True)
+            assert participant is not None
+            message = await core.messages.get(conn, room.id, message_id)
+            if message is None or message.verb != Verb.COMMENT:
+                raise NotFound("Message not found", reason="message-not-found")
+            me = participant.attendee
+            if add:
+                changed = await self.reactions.add(conn, message_id=message.id, actor_type=me.actor_type.value,
+                                                   actor_id=me.actor_id, actor_display_name=me.display_name,
+                                                   reaction=reaction, now=core.now())
+            else:
+                changed = await self.reactions.remove(conn, message_id=message.id, actor_type=me.actor_type.value,
+                                                      actor_id=me.actor_id, reaction=reaction)
+                if not changed:
+                    raise NotFound("Reaction not found", reason="reaction-not-found")
+            rows = await self.reactions.of_messages(conn, [message.id])
+            changes.room(room)
+        await core.announce(changes)
+        return changed, rows
+
+    async def reactions_of(self, identity: Identity, token: str, message_id: int) -> list[Reaction]:
+        async with self.core.db.read() as conn:
+            room, participant = await self.core.access(conn, token, identity, Action.READ_CHAT)
+            require_chat(room, participant, write=False)
+            message = await self.core.messages.get(conn, room.id, message_id)
+            if message is None:
+                raise NotFound("Message not found", reason="message-not-found")
+            return await self.reactions.of_messages(conn, [message.id])
+
+    # Mentions -------------------------------------------------------------------------------------
+
+    async def suggestions(self, identity: Identity, token: str, search: str, limit: int) -> list[Suggestion]:
+        """Participants whose id or name contains `search`, and `all` for moderators."""
+        async with self.core.db.read() as conn:
+            room, participant = await self.core.access(conn, token, identity, Action.READ_CHAT)
+            require_chat(room, participant, write=False)
+            attendees = await self.core.attendees.of_room(conn, room.id)
+        assert participant is not None
+        needle = search.lower()
+        found: list[Suggestion] = []
+        if participant.is_moderator and room.type != RoomType.ONE_TO_ONE and (
+                not needle or needle in "all" or needle in room.name.lower()):
+            found.append(Suggestion("all", room.name or room.token, "calls"))
+        for attendee in attendees:
+            if attendee.id == participant.attendee.id or attendee.actor_type == ActorType.GROUPS:
+                continue
+            if needle and needle not in attendee.actor_id.lower() and needle not in attendee.display_name.lower():
+                continue
+            if attendee.actor_type == ActorType.USERS:
+                found.append(Suggestion(attendee.actor_id, attendee.display_name or attendee.actor_id, "users"))
+            elif attendee.actor_type == ActorType.GUESTS:
+                found.append(Suggestion(f"guest/{attendee.actor_id}", attendee.display_name or "Guest", "guests"))
+        return found[: max(limit, 0)]
+
