@@ -1,0 +1,83 @@
+"""The newest messages of busy rooms, held in memory so that many waiters woken by one post share one
+database read instead of each making their own.
+
+Per room the tail knows every message with an id above `floor`, up to `top`. A waiter that has seen
+everything up to `after >= floor` is answered from memory when the tail already reaches the id it was
+woken for; otherwise one reader (the first) loads "everything after top" and the others wait for that
+same read. This is safe because ids follow commit order within a room: once the tail has read past
+id N, no message at or below N can still appear.
+
+Messages change after the fact only by deletion and reactions, and both arrive as new system messages
+whose `parent` is read fresh, so a cached message is never served where a newer version matters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from talkd.domain.conversation import ChatMessage
+
+Loader = Callable[[int, int], Awaitable[list[ChatMessage]]]  # (after, limit) -> oldest first
+
+
+@dataclass
+class _RoomTail:
+    floor: int
+    top: int
+    messages: list[ChatMessage] = field(default_factory=list)
+    loading: asyncio.Future[None] | None = None
+
+
+class ChatTail:
+    def __init__(self, *, per_room: int = 400, rooms: int = 2000) -> None:
+        self.per_room = per_room
+        self.max_rooms = rooms
+        self._rooms: OrderedDict[int, _RoomTail] = OrderedDict()
+
+    def _tail(self, room_id: int, after: int) -> _RoomTail:
+        tail = self._rooms.get(room_id)
+        if tail is None:
+            tail = _RoomTail(floor=after, top=after)
+            self._rooms[room_id] = tail
+            while len(self._rooms) > self.max_rooms:
+                self._rooms.popitem(last=False)
+        self._rooms.move_to_end(room_id)
+        return tail
+
+    async def after(self, room_id: int, after: int, limit: int, *, until: int, load: Loader) -> list[ChatMessage]:
+        """Messages with ids above `after` (oldest first, at most `limit`), knowing that messages up
+        to `until` exist. Falls back to `load` directly for positions the tail cannot answer."""
+        tail = self._rooms.get(room_id)
+        if tail is None or after < tail.floor:
+            if tail is not None and after < tail.floor:
+                return await load(after, limit)
+            tail = self._tail(room_id, after)
+        while tail.top < until:
+            if tail.loading is None:
+                tail.loading = asyncio.get_running_loop().create_future()
+                try:
+                    fresh = await load(tail.top, self.per_room)
+                    if fresh:
+                        tail.messages.extend(fresh)
+                        tail.top = fresh[-1].id
+                        if len(tail.messages) > self.per_room:
+                            drop = len(tail.messages) - self.per_room
+                            tail.floor = tail.messages[drop - 1].id
+                            del tail.messages[:drop]
+                    else:
+                        tail.top = max(tail.top, until)  # nothing committed up to `until`: it is ours to skip
+                finally:
+                    done, tail.loading = tail.loading, None
+                    done.set_result(None)
+                if not fresh:
+                    break
+            else:
+                await asyncio.shield(tail.loading)
+            if after < tail.floor:
+                return await load(after, limit)
+        return [m for m in tail.messages if m.id > after][:limit]
+
+    def forget(self, room_id: int) -> None:
+        self._rooms.pop(room_id, None)
