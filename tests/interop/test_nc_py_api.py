@@ -126,7 +126,7 @@ async def test_async_client(talkd_server: RunningTalkd) -> None:
     assert await nc.users.get_list() == ["admin"]
 
 
-# nc-py-api calls talkd does not serve yet (see the report in docs/ or the PR): strict xfails.
+# nc-py-api calls talkd does not serve yet: strict xfails, so implementing one makes them fail until moved up.
 MISSING = "talkd does not implement this provisioning endpoint yet"
 
 
