@@ -55,6 +55,7 @@ from talkd.storage.database import Database
 log = logging.getLogger(__name__)
 
 CLEANUP_INTERVAL = 600.0
+FLUSH_INTERVAL = 1.0  # batched pings and read markers are written this often
 
 # Capability names of seed 004 that the conversation and participant APIs implement, plus
 # "conversation-v4": today's Talk apps pick the room API version by it and refuse servers without it.
@@ -190,6 +191,9 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(services.auth.follow_invalidations(services.bus), name="auth-invalidation"),
         asyncio.create_task(_every(CLEANUP_INTERVAL, lambda: _cleanup(services), services.clock), name="cleanup"),
+        # Real time, not the services' clock: a batching interval, not a rule tests move through.
+        asyncio.create_task(_every(FLUSH_INTERVAL, services.conversations.core.flush, SystemClock()),
+                            name="flush-pings-and-read-markers"),
     ]
     services.background.extend(tasks)
     await asyncio.sleep(0)  # let the subscriptions start before the first request
@@ -199,6 +203,10 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    try:
+        await services.conversations.core.flush()  # what the last interval batched
+    except Exception:
+        log.exception("final flush failed")
 
 
 async def close_services(services: Services) -> None:

@@ -56,12 +56,20 @@ class _Verified:
     # the entry is void at once on every node, before any bus event arrives.
     password_hash: str | None
     expires: float
+    # The identity last confirmed against storage, trusted as is until `recheck_at`: a client sending
+    # Basic credentials on every request costs no query at all for a few seconds. Changes reach the
+    # cache through bus events at once; the recheck bounds what an event lost on the way could leave.
+    user: User | None = None
+    is_admin: bool = False
+    recheck_at: float = 0.0
 
 
 class CredentialCache:
-    def __init__(self, secret: bytes, ttl: float, clock: Clock, max_entries: int = 10_000) -> None:
+    def __init__(self, secret: bytes, ttl: float, clock: Clock, max_entries: int = 10_000,
+                 recheck: float = 5.0) -> None:
         self._secret = secret
         self._ttl = ttl
+        self.recheck = recheck
         self._clock = clock
         self._max = max_entries
         self._entries: dict[str, _Verified] = {}
@@ -89,6 +97,9 @@ class CredentialCache:
     def forget(self, key: str) -> None:
         self._entries.pop(key, None)
 
+    def now(self) -> float:
+        return self._clock.monotonic()
+
     def forget_user(self, user_id: str) -> None:
         for k in [k for k, v in self._entries.items() if v.user_id == user_id]:
             del self._entries[k]
@@ -113,10 +124,16 @@ class Authenticator:
         key = self.cache.key(login, secret)
         cached = self.cache.get(key)
         if cached is not None:
+            now = self.cache.now()
+            if cached.user is not None and now < cached.recheck_at:
+                return Identity(user=cached.user, is_admin=cached.is_admin, app_password_id=cached.app_password_id,
+                                remote=remote)
             user = await self._still_valid(cached, secret)
             if user is not None:
-                return Identity(user=user, is_admin=await self.accounts.is_admin(user.id),
-                                app_password_id=cached.app_password_id, remote=remote)
+                cached.user, cached.is_admin = user, await self.accounts.is_admin(user.id)
+                cached.recheck_at = now + self.cache.recheck
+                return Identity(user=user, is_admin=cached.is_admin, app_password_id=cached.app_password_id,
+                                remote=remote)
             self.cache.forget(key)
 
         await self.throttle.before_attempt(remote, login)

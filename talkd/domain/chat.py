@@ -18,10 +18,12 @@ from talkd.config import LimitsSettings
 from talkd.domain import events
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
+from talkd.domain.chat_tail import ChatTail
 from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, RoomType, Verb
 from talkd.domain.mentions import find_mentions, render_mentions
+from talkd.domain.model import User
 from talkd.domain.permissions import Action, require, require_chat
-from talkd.domain.room_core import Changes, RoomCore, actor_ref, ping
+from talkd.domain.room_core import Changes, RoomCore, actor_ref
 from talkd.errors import InvalidInput, NotAllowedHere, NotFound, TooLarge
 from talkd.storage.reactions import Reaction, ReactionStore
 
@@ -61,6 +63,7 @@ class ChatService:
         self.accounts = accounts
         self.limits = limits
         self.reactions = ReactionStore()
+        self.tail = ChatTail()
 
     # Sending --------------------------------------------------------------------------------------
 
@@ -75,23 +78,20 @@ class ChatService:
         if len(actor_display_name) > self.limits.max_display_name_length:
             raise InvalidInput("The display name is too long", reason="invalid-display-name")
         core, changes = self.core, Changes()
-        async with core.db.read() as conn:
-            room, participant = await core.access(conn, token, identity, Action.POST_CHAT)
-            require_chat(room, participant, write=True)
-            assert participant is not None
-            resolved = await self._resolve_mentions(conn, room, text)
-        rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
-        parameters: dict[str, object] = {}
-        if rich:
-            parameters["rendered"] = rendered
-            parameters["rich"] = rich
-        if silent:
-            parameters["silent"] = True
+        accounts = await self._mentioned_accounts(text)
         async with core.db.transaction("chat_send") as conn:
-            room, participant = await core.access(conn, token, identity, Action.POST_CHAT)
+            room, participant = await core.access(conn, token, identity, Action.POST_CHAT, with_session=False)
             require_chat(room, participant, write=True)
             assert participant is not None
             author = participant.attendee
+            resolved = await self._resolve_mentions(conn, room, text, accounts)
+            rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
+            parameters: dict[str, object] = {}
+            if rich:
+                parameters["rendered"] = rendered
+                parameters["rich"] = rich
+            if silent:
+                parameters["silent"] = True
             if author.is_guest and actor_display_name and actor_display_name != author.display_name:
                 await core.attendees.update(conn, author.id, display_name=actor_display_name)
                 author = dataclasses.replace(author, display_name=actor_display_name)
@@ -107,12 +107,22 @@ class ChatService:
                 parent_id=parent.id if parent else 0)
             await core.attendees.update(conn, author.id, last_read_message=message.id)
             await self._record_mentions(conn, room, author, message, resolved)
+            # Only the room's topic: waiters on it re-read; room lists learn of new messages by polling.
             changes.message(room, message)
-            changes.users.update(await core.user_ids(conn, room))
         await core.announce(changes)
         return ChatPage(room, [message], {parent.id: parent} if parent else {})
 
-    async def _resolve_mentions(self, conn: AsyncConnection, room: Room, text: str
+    async def _mentioned_accounts(self, text: str) -> dict[str, User]:
+        """Accounts named by mentions (read before the write transaction: they are not room data)."""
+        found: dict[str, User] = {}
+        for token in find_mentions(text):
+            if token.target != "all" and not token.target.startswith("guest/") and token.target not in found:
+                account = await self.accounts.find_user(token.target)
+                if account is not None:
+                    found[token.target] = account
+        return found
+
+    async def _resolve_mentions(self, conn: AsyncConnection, room: Room, text: str, accounts: dict[str, User]
                                 ) -> dict[str, tuple[dict[str, str], Attendee | None]]:
         """Each mentioned target that names someone real, with its rich object and attendee."""
         tokens = find_mentions(text)
@@ -136,10 +146,9 @@ class ChatService:
             elif target in by_user:
                 user = by_user[target]
                 resolved[target] = ({"type": "user", "id": target, "name": user.display_name or target}, user)
-            elif not target.startswith("guest/"):
-                account = await self.accounts.find_user(target)
-                if account is not None:
-                    resolved[target] = ({"type": "user", "id": account.id, "name": account.display_name}, None)
+            elif target in accounts:
+                account = accounts[target]
+                resolved[target] = ({"type": "user", "id": account.id, "name": account.display_name}, None)
         return resolved
 
     async def _record_mentions(self, conn: AsyncConnection, room: Room, author: Attendee, message: ChatMessage,
@@ -165,50 +174,56 @@ class ChatService:
         limit = min(max(limit, 1), HISTORY_MAX_LIMIT)
         timeout = min(max(timeout, 0), WAIT_MAX_TIMEOUT)
         async with core.db.read() as conn:
-            room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
+            room, participant = await core.access(conn, token, identity, Action.READ_CHAT,
+                                                  with_session=identity.user is None)
             require_chat(room, participant, write=False)
-        assert participant is not None
-        await ping(core, participant)
-        if not look_into_future:
-            before = last_known + 1 if include_last_known and last_known else (last_known or None)
-            async with core.db.read() as conn:
+            assert participant is not None
+            core.touch(participant)
+            if not look_into_future:
+                before = last_known + 1 if include_last_known and last_known else (last_known or None)
                 found = await core.messages.history(conn, room.id, before=before, limit=limit)
-            return await self._page(room, found, participant)
+                return await self._page(conn, room, found, participant)
         after = last_known - 1 if include_last_known and last_known > 0 else last_known
+        # The newest id this waiter knows exists: the room's last message, then what events announce.
+        known_top = [room.last_message_id]
+
+        async def load(since: int, count: int) -> list[ChatMessage]:
+            async with core.db.read() as conn:
+                return await core.messages.after(conn, room.id, after=since, limit=count)
 
         async def newer() -> list[ChatMessage] | None:
-            async with core.db.read() as conn:
-                found = await core.messages.after(conn, room.id, after=after, limit=limit)
-            return found or None
+            if known_top[0] <= after:
+                return None
+            return await self.tail.after(room.id, after, limit, until=known_top[0], load=load) or None
 
         def relevant(event: dict[str, object]) -> bool:
             value = event.get("id")
-            return event.get("type") == "message" and isinstance(value, int) and value > after
+            if event.get("type") != "message" or not isinstance(value, int) or value <= after:
+                return False
+            known_top[0] = max(known_top[0], value)
+            return True
 
         found = await wait_for(core.bus, [events.room_topic(room.token)], newer, timeout=timeout,
                                clock=core.clock, wake=relevant) or []
         if found and set_read_marker:
-            await self._advance_read_marker(participant.attendee, found[-1].id)
-        return await self._page(room, found, participant)
-
-    async def _page(self, room: Room, found: list[ChatMessage], participant: Participant) -> ChatPage:
+            core.advance_read_marker(participant.attendee, found[-1].id)
         if not found:
             return ChatPage(room, [])
-        async with self.core.db.read() as conn:
-            parent_ids = sorted({m.parent_id for m in found if m.parent_id})
-            parents = await self.core.messages.get_many(conn, parent_ids)
-            rows = await self.reactions.of_messages(conn, [m.id for m in found])
+        async with core.db.read() as conn:
+            return await self._page(conn, room, found, participant)
+
+    async def _page(self, conn: AsyncConnection, room: Room, found: list[ChatMessage], participant: Participant
+                    ) -> ChatPage:
+        if not found:
+            return ChatPage(room, [])
+        parent_ids = sorted({m.parent_id for m in found if m.parent_id})
+        parents = await self.core.messages.get_many(conn, parent_ids) if parent_ids else {}
+        rows = await self.reactions.of_messages(conn, [m.id for m in found if m.verb == Verb.COMMENT])
         grouped: dict[int, list[Reaction]] = {}
         for row in rows:
             grouped.setdefault(row.message_id, []).append(row)
         attendee = participant.attendee
         return ChatPage(room, found, parents, grouped, (attendee.actor_type.value, attendee.actor_id))
-
-    async def _advance_read_marker(self, attendee: Attendee, message_id: int) -> None:
-        if message_id <= attendee.last_read_message:
-            return
-        async with self.core.db.transaction("chat_read_marker") as conn:
-            await self.core.attendees.update(conn, attendee.id, last_read_message=message_id)
 
     # Read marker ----------------------------------------------------------------------------------
 
@@ -218,6 +233,7 @@ class ChatService:
             room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
             assert participant is not None
             target = room.last_message_id if last_read is None else min(max(last_read, 0), room.last_message_id)
+            core.forget_read_marker(participant.attendee.id)
             await core.attendees.update(conn, participant.attendee.id, last_read_message=target)
             if participant.attendee.actor_type == ActorType.USERS:
                 changes.user(participant.attendee.actor_id)
@@ -231,6 +247,7 @@ class ChatService:
             room, participant = await core.access(conn, token, identity, Action.READ_CHAT)
             assert participant is not None
             previous = await core.messages.history(conn, room.id, before=room.last_message_id or None, limit=1)
+            core.forget_read_marker(participant.attendee.id)
             await core.attendees.update(conn, participant.attendee.id,
                                         last_read_message=previous[0].id if previous else 0)
             if participant.attendee.actor_type == ActorType.USERS:

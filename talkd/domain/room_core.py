@@ -3,6 +3,7 @@ messages, and announcing changes on the bus once the transaction committed."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +56,52 @@ class RoomCore:
         self.attendees = AttendeeStore()
         self.sessions = SessionStore()
         self.messages = MessageStore()
+        # Written in batches by flush(): every chat pull is a ping and may move a read marker, and a
+        # write transaction per pull would serialise all readers behind SQLite's one writer. A crash
+        # loses at most one flush interval of them, which only makes a client re-read or re-ping.
+        self._pings: dict[tuple[int, int | None], int] = {}
+        self._read_markers: dict[int, int] = {}
+
+    def touch(self, participant: Participant | None) -> None:
+        """Record that the caller's session is alive (chat and signaling pulls count as pings)."""
+        if participant is None:
+            return
+        web_session_id = participant.session.web_session_id if participant.session is not None else None
+        self._pings[(participant.attendee.id, web_session_id)] = self.now()
+
+    def advance_read_marker(self, attendee: Attendee, message_id: int) -> None:
+        if message_id > max(attendee.last_read_message, self._read_markers.get(attendee.id, 0)):
+            self._read_markers[attendee.id] = message_id
+
+    def fresh(self, attendee: Attendee) -> Attendee:
+        """The attendee with a read marker that may still wait for the next flush."""
+        pending = self._read_markers.get(attendee.id, 0)
+        if pending > attendee.last_read_message:
+            return dataclasses.replace(attendee, last_read_message=pending)
+        return attendee
+
+    def forget_read_marker(self, attendee_id: int) -> None:
+        """An explicit read-marker write supersedes what waits in the batch."""
+        self._read_markers.pop(attendee_id, None)
+
+    async def flush(self) -> None:
+        pings, self._pings = self._pings, {}
+        markers, self._read_markers = self._read_markers, {}
+        if not pings and not markers:
+            return
+        try:
+            async with self.db.transaction("flush_pings_and_read_markers") as conn:
+                for (attendee_id, web_session_id), at in pings.items():
+                    await self.sessions.ping(conn, attendee_id, web_session_id, at)
+                for attendee_id, message_id in markers.items():
+                    await self.attendees.raise_read_marker(conn, attendee_id, message_id)
+        except BaseException:
+            # Put them back (newer values win) so the next flush tries again.
+            for client, at in pings.items():
+                self._pings[client] = max(at, self._pings.get(client, 0))
+            for attendee_id, message_id in markers.items():
+                self._read_markers[attendee_id] = max(message_id, self._read_markers.get(attendee_id, 0))
+            raise
 
     def now(self) -> int:
         return int(self.clock.now())
@@ -67,22 +114,27 @@ class RoomCore:
             raise NotFound("Conversation not found")
         return room
 
-    async def participant(self, conn: AsyncConnection, room: Room, identity: Identity) -> Participant | None:
+    async def participant(self, conn: AsyncConnection, room: Room, identity: Identity, *,
+                          with_session: bool = True, attendee: Attendee | None = None) -> Participant | None:
         """The caller in `room` (Talk's getParticipant): a user by account, a guest by the session
-        their cookie names. The session is the one this client joined with, if any."""
+        their cookie names. The session is the one this client joined with, if any (looked up only
+        `with_session`; `attendee` is the user's row when the caller already has it)."""
         web_session_id = identity.web_session.id if identity.web_session is not None else None
         if identity.user is not None:
-            attendee = await self.attendees.find(conn, room.id, ActorType.USERS, identity.user.id)
+            if attendee is None:
+                attendee = await self.attendees.find(conn, room.id, ActorType.USERS, identity.user.id)
             if attendee is None:
                 return None
-            return Participant(room, attendee, await self._session_of(conn, attendee, web_session_id))
+            attendee = self.fresh(attendee)
+            session = await self._session_of(conn, attendee, web_session_id) if with_session else None
+            return Participant(room, attendee, session)
         if web_session_id is None:
             return None
         found = await self.sessions.in_room_by_web_session(conn, room.id, web_session_id)
         if found is None:
             return None
         attendee, session = found
-        return Participant(room, attendee, session)
+        return Participant(room, self.fresh(attendee), session)
 
     async def _session_of(self, conn: AsyncConnection, attendee: Attendee, web_session_id: int | None
                           ) -> Session | None:
@@ -96,10 +148,21 @@ class RoomCore:
         return sessions[-1] if sessions else None
 
     async def access(self, conn: AsyncConnection, token: str, identity: Identity, action: Action, *,
-                     for_update: bool = False) -> tuple[Room, Participant | None]:
+                     for_update: bool = False, with_session: bool = True) -> tuple[Room, Participant | None]:
         """The room and the caller's participant, once the caller may do `action` there."""
-        room = await self.room(conn, token, for_update=for_update)
-        participant = await self.participant(conn, room, identity)
+        if identity.user is not None and not for_update and token and len(token) <= MAX_TOKEN_LENGTH:
+            # Users: room and attendee row in one query.
+            found = await self.rooms.with_attendee(conn, token, ActorType.USERS, identity.user.id)
+            if found is None:
+                raise NotFound("Conversation not found")
+            room, attendee = found
+            participant = None
+            if attendee is not None:
+                participant = await self.participant(conn, room, identity, with_session=with_session,
+                                                     attendee=attendee)
+        else:
+            room = await self.room(conn, token, for_update=for_update)
+            participant = await self.participant(conn, room, identity, with_session=with_session)
         require(action, room, participant)
         return room, participant
 
@@ -124,18 +187,3 @@ class RoomCore:
         for user_id in changes.users:
             await self.bus.publish(events.user_topic(user_id), events.rooms_changed(user_id))
 
-
-# A session's lastPing is written at most this often: chat and signaling pulls count as pings, and
-# a write per pull would make every long poll a write transaction.
-PING_RESOLUTION = 10
-
-
-async def ping(core: RoomCore, participant: Participant | None) -> None:
-    """Record that the caller's session is alive (Talk counts chat and signaling pulls as pings)."""
-    if participant is None or participant.session is None:
-        return
-    now = core.now()
-    if now - participant.session.last_ping < PING_RESOLUTION:
-        return
-    async with core.db.transaction("session_ping") as conn:
-        await core.sessions.update(conn, participant.session.id, last_ping=now)

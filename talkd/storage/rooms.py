@@ -72,6 +72,19 @@ class RoomStore:
         row = (await conn.execute(query)).first()
         return _room(row) if row else None
 
+    async def with_attendee(self, conn: Conn, token: str, actor_type: ActorType, actor_id: str
+                            ) -> tuple[Room, Attendee | None] | None:
+        """The room and this actor's attendee row in one query (the hot path of every request)."""
+        row = (await conn.execute(_ROOM_WITH_ATTENDEE, {"token": token, "actor_type": actor_type.value,
+                                                        "actor_id": actor_id})).first()
+        if row is None:
+            return None
+        values = row._mapping
+        attendee = None
+        if values["a_id"] is not None:
+            attendee = _attendee(_Prefixed(values, "a_"))
+        return _room(row), attendee
+
     async def by_id(self, conn: Conn, room_id: int) -> Room | None:
         row = (await conn.execute(sa.select(rooms).where(rooms.c.id == room_id))).first()
         return _room(row) if row else None
@@ -100,6 +113,26 @@ class RoomStore:
         if modified_since:
             room_query = room_query.where(rooms.c.last_activity > modified_since)
         return [(_room(row), mine[row.id]) for row in await conn.execute(room_query)]
+
+
+class _Prefixed:
+    """Attribute access to the `a_`-prefixed attendee columns of a joined row."""
+
+    def __init__(self, values: Any, prefix: str) -> None:
+        self._values = values
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values[self._prefix + name]
+
+
+_ROOM_WITH_ATTENDEE = (
+    sa.select(rooms, *[c.label(f"a_{c.name}") for c in attendees.c])
+    .select_from(rooms.outerjoin(attendees, sa.and_(
+        attendees.c.room_id == rooms.c.id, attendees.c.actor_type == sa.bindparam("actor_type"),
+        attendees.c.actor_id == sa.bindparam("actor_id"))))
+    .where(rooms.c.token == sa.bindparam("token"))
+)
 
 
 class AttendeeStore:
@@ -140,6 +173,12 @@ class AttendeeStore:
 
     async def delete(self, conn: Conn, attendee_id: int) -> None:
         await conn.execute(attendees.delete().where(attendees.c.id == attendee_id))
+
+    async def raise_read_marker(self, conn: Conn, attendee_id: int, message_id: int) -> None:
+        """Move the read marker forward only (a batched marker never undoes a newer explicit one)."""
+        await conn.execute(attendees.update()
+                           .where(attendees.c.id == attendee_id, attendees.c.last_read_message < message_id)
+                           .values(last_read_message=message_id))
 
     async def count(self, conn: Conn, room_id: int, participant_types: Sequence[ParticipantType] | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(attendees).where(attendees.c.room_id == room_id)
@@ -189,6 +228,14 @@ class SessionStore:
     async def delete_for_web_session(self, conn: Conn, attendee_id: int, web_session_id: int) -> None:
         await conn.execute(room_sessions.delete().where(room_sessions.c.attendee_id == attendee_id,
                                                         room_sessions.c.web_session_id == web_session_id))
+
+    async def ping(self, conn: Conn, attendee_id: int, web_session_id: int | None, at: int) -> None:
+        """The sessions of this client (all of the attendee's when it has no cookie) were alive at `at`."""
+        query = room_sessions.update().where(room_sessions.c.attendee_id == attendee_id,
+                                             room_sessions.c.last_ping < at)
+        if web_session_id is not None:
+            query = query.where(room_sessions.c.web_session_id == web_session_id)
+        await conn.execute(query.values(last_ping=at))
 
     async def update(self, conn: Conn, session_pk: int, **fields: Any) -> None:
         await conn.execute(room_sessions.update().where(room_sessions.c.id == session_pk).values(**fields))
