@@ -11,7 +11,8 @@ from talkd.crypto import PasswordHashing, keyed_hash, random_token
 from talkd.domain.accounts import AccountService, validate_email
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import (
-    MODERATOR_TYPES,
+    ACCOUNT_MODERATOR_TYPES,
+    MEMBER_TYPES,
     ActorType,
     Attendee,
     Participant,
@@ -220,13 +221,12 @@ class ParticipantService:
             assert participant is not None
             me = participant.attendee
             everyone = await core.attendees.of_room(conn, room.id)
-            others = [a for a in everyone if a.id != me.id and a.actor_type != ActorType.GROUPS]
-            if room.type != RoomType.ONE_TO_ONE and me.participant_type in MODERATOR_TYPES and others:
-                moderators = [a for a in others if a.participant_type in MODERATOR_TYPES and not a.is_guest]
-                if not moderators:
-                    raise InvalidInput("The last moderator cannot leave", reason="last-moderator")
-            if not any(a.actor_type == ActorType.USERS for a in others):
-                # Nobody with an account is left: the conversation goes away.
+            members = [a for a in everyone if a.id != me.id and a.participant_type in MEMBER_TYPES]
+            if (room.type != RoomType.ONE_TO_ONE and me.participant_type in ACCOUNT_MODERATOR_TYPES and members
+                    and not any(a.participant_type in ACCOUNT_MODERATOR_TYPES for a in members)):
+                raise InvalidInput("The last moderator cannot leave", reason="last-moderator")
+            if me.participant_type in MEMBER_TYPES and not members:
+                # The last member leaves: the conversation goes away, with any guests in it.
                 changes.users.update(a.actor_id for a in everyone if a.actor_type == ActorType.USERS)
                 changes.room(room)
                 await core.rooms.delete(conn, room.id)
