@@ -88,8 +88,7 @@ class ParticipantService:
         """Add a user (source users), every member of a group (groups) or an e-mail guest (emails).
         Returns the room's new type when adding changed it (API v1 turns one-to-one into group)."""
         if source == "emails":
-            await self.invite_email(identity, token, new_participant)
-            return None
+            return await self.invite_email(identity, token, new_participant)
         if source not in ("users", "groups"):
             raise InvalidInput("Unknown participant source", reason="invalid-source")
         people: list[tuple[str, str]] = []
@@ -133,30 +132,39 @@ class ParticipantService:
         await core.announce(changes)
         return changed_type
 
-    async def invite_email(self, identity: Identity, token: str, email: str) -> None:
+    async def invite_email(self, identity: Identity, token: str, email: str) -> RoomType | None:
+        """Invite a guest by e-mail and mail them the conversation's link. Talk opens a group
+        conversation to guests for this and returns the new type, as adding to a room does."""
         address = validate_email(email)
         if not address:
             raise InvalidInput("Invalid e-mail address", reason="invalid-email")
         core, changes = self.core, Changes()
         access_token = random_token(32)
+        changed_type: RoomType | None = None
         async with core.db.transaction("participants_invite_email") as conn:
             room, participant = await core.access(conn, token, identity, Action.INVITE_EMAIL)
             assert participant is not None
-            if room.type != RoomType.PUBLIC:
-                raise InvalidInput("Guests can only be invited to public conversations", reason="not-public")
+            if room.type == RoomType.GROUP:
+                await core.rooms.update(conn, room.id, type=int(RoomType.PUBLIC))
+                await core.system_message(conn, room, participant.attendee, "guests_allowed", changes)
+                changes.users.update(await core.user_ids(conn, room))
+                changed_type = RoomType.PUBLIC
+            elif room.type != RoomType.PUBLIC:
+                raise InvalidInput("Guests cannot be invited to this conversation", reason="not-public")
             try:
                 await core.attendees.add(conn, room_id=room.id, actor_type=ActorType.EMAILS, actor_id=address,
                                          display_name="", participant_type=ParticipantType.GUEST,
                                          last_read_message=room.last_message_id,
                                          access_token=keyed_hash(self.secret, "invite", access_token))
             except AlreadyExists:
-                return  # invited before: Talk answers 200 and sends nothing new
+                return None  # invited before (so the room was public already): 200, and no new mail
             changes.room(room)
             inviter = participant.attendee.display_name or participant.attendee.actor_id
             room_name = room.name
         await core.announce(changes)
         await self.mailer.send_invitation(Invitation(to=address, inviter=inviter, room_name=room_name,
                                                      room_token=room.token))
+        return changed_type
 
     # Removing -------------------------------------------------------------------------------------
 
