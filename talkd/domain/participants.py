@@ -81,12 +81,20 @@ class ParticipantService:
             sessions = await core.sessions.of_attendees(conn, [a.id for a in attendees])
         return room, [Member(a, sessions[a.id]) for a in attendees]
 
+    async def _require(self, identity: Identity, token: str, action: Action) -> None:
+        """The role check before the input is looked at, as Talk's middleware does: a caller who may
+        not add anyone learns nothing about which users, groups or addresses exist (403, not 404/400).
+        The write transaction checks again."""
+        async with self.core.db.read() as conn:
+            await self.core.access(conn, token, identity, action)
+
     # Adding ---------------------------------------------------------------------------------------
 
     async def add(self, identity: Identity, token: str, new_participant: str, source: str, *,
                   convert_one_to_one: bool = False) -> RoomType | None:
         """Add a user (source users), every member of a group (groups) or an e-mail guest (emails).
         Returns the room's new type when adding changed it (API v1 turns one-to-one into group)."""
+        await self._require(identity, token, Action.ADD_PARTICIPANT)
         if source == "emails":
             return await self.invite_email(identity, token, new_participant)
         if source not in ("users", "groups"):
@@ -135,6 +143,7 @@ class ParticipantService:
     async def invite_email(self, identity: Identity, token: str, email: str) -> RoomType | None:
         """Invite a guest by e-mail and mail them the conversation's link. Talk opens a group
         conversation to guests for this and returns the new type, as adding to a room does."""
+        await self._require(identity, token, Action.INVITE_EMAIL)
         address = validate_email(email)
         if not address:
             raise InvalidInput("Invalid e-mail address", reason="invalid-email")
@@ -196,6 +205,7 @@ class ParticipantService:
 
     async def _remove(self, identity: Identity, token: str, pick: object) -> None:
         core, changes = self.core, Changes()
+        leaving = False
         async with core.db.transaction("participants_remove") as conn:
             room, participant = await core.access(conn, token, identity, Action.REMOVE_ATTENDEE)
             assert participant is not None and callable(pick)
@@ -205,10 +215,14 @@ class ParticipantService:
             if target is None:
                 raise NotFound("Participant not found", reason="participant-not-found")
             if target.id == participant.attendee.id:
-                raise InvalidInput("Use the self endpoint to leave", reason="self")
-            if target.participant_type == ParticipantType.OWNER:
+                leaving = True  # naming oneself is leaving, with its rules (Talk's removeSelfFromRoomLogic)
+            elif target.participant_type == ParticipantType.OWNER:
                 raise Forbidden("The owner cannot be removed", reason="owner")
-            await self._drop(conn, room, target, participant.attendee, changes)
+            else:
+                await self._drop(conn, room, target, participant.attendee, changes)
+        if leaving:
+            await self.remove_self(identity, token)
+            return
         await core.announce(changes)
 
     async def _drop(self, conn: AsyncConnection, room: Room, target: Attendee, actor: Attendee,

@@ -153,6 +153,7 @@ async def test_refused_invitations_send_no_mail(talk_mail: TalkClient, smtp: tup
          ).expect(400)
     (await talk_mail.ocs("POST", v1, user="alice", json={"newParticipant": ""})).expect(400)
     (await talk_mail.ocs("POST", v1, user="bob", json={"newParticipant": "r@example.org"})).expect(403)
+    (await talk_mail.ocs("POST", v1, user="bob", json={"newParticipant": "not-an-address"})).expect(403)
     (await talk_mail.ocs("POST", v4, user="bob", json={"newParticipant": "r@example.org", "source": "emails"})
      ).expect(403)
     # Not a participant of the (public) room, and no room at all: 404.

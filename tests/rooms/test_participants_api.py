@@ -156,6 +156,8 @@ async def test_add_user_v1(talk: TalkClient) -> None:
 
     (await talk.ocs("POST", path, user="alice", json={"newParticipant": "nobody"})).expect(404)
     (await talk.ocs("POST", path, user="bob", json={"newParticipant": "carol"})).expect(403)
+    # The role is checked first: a non-moderator learns nothing about which users exist.
+    (await talk.ocs("POST", path, user="bob", json={"newParticipant": "nobody"})).expect(403)
     (await talk.ocs("POST", path, user="carol", json={"newParticipant": "dave"})).expect(404)
     (await talk.ocs("POST", f"{V1}/room/nosuchroom/participants", user="alice",
                     json={"newParticipant": "carol"})).expect(404)
@@ -277,11 +279,16 @@ async def test_remove_self(talk: TalkClient, new_guest: GuestFactory) -> None:
     assert (await talk.ocs("GET", f"{V4}/room/{token}", user="alice")).data["canLeaveConversation"] is False
     (await talk.ocs("DELETE", self_path, user="alice")).expect(400)
     (await talk.ocs("DELETE", f"{V4}/room/{token}/participants/self", user="alice")).expect(400)
+    # Naming oneself on the other removal endpoints is the same as leaving, with the same rule.
+    (await talk.ocs("DELETE", f"{V1}/room/{token}/participants", user="alice", json={"participant": "alice"})
+     ).expect(400)
+    alice = await attendee_id(talk, token, "alice", "alice")
+    (await talk.ocs("DELETE", f"{V4}/room/{token}/attendees", user="alice", json={"attendeeId": alice})).expect(400)
     (await talk.ocs("DELETE", f"{V1}/room/nosuchroom/participants/self", user="alice")).expect(404)
     (await talk.ocs("DELETE", self_path, user="carol")).expect(404)  # public, but carol is not in it
 
     (await talk.ocs("POST", f"{V1}/room/{token}/moderators", user="alice", json={"participant": "bob"})).expect(200)
-    (await talk.ocs("DELETE", self_path, user="alice")).expect(200)
+    (await talk.ocs("DELETE", f"{V4}/room/{token}/attendees", user="alice", json={"attendeeId": alice})).expect(200)
     (await talk.ocs("GET", f"{V1}/room/{token}/participants", user="alice")).expect(404)
     assert {e["userId"] for e in await listing(talk, token, "bob", 1)} == {"bob"}
 
