@@ -126,6 +126,9 @@ async def test_participant_fields_per_version(talk: TalkClient) -> None:
     assert v1["bob"]["displayName"] == "Bob B" and v1["alice"]["lastPing"] > 0
     assert "attendeeId" not in v1["alice"] and "sessionIds" not in v1["alice"]
 
+    v2 = {e["userId"]: e for e in await listing(talk, token, "alice", 2)}
+    assert v2["alice"]["sessionId"] == session_id and "attendeeId" not in v2["alice"]
+
     v3 = by_actor(await listing(talk, token, "alice", 3))
     assert {e["actorType"] for e in v3.values()} == {"users"}
     assert v3["alice"]["sessionId"] == session_id and isinstance(v3["alice"]["attendeeId"], int)
