@@ -28,6 +28,11 @@ class ParticipantType(enum.IntEnum):
 
 
 MODERATOR_TYPES = frozenset({ParticipantType.OWNER, ParticipantType.MODERATOR, ParticipantType.GUEST_MODERATOR})
+# Moderators with an account (Talk's hasModeratorPermissions(false)): the ones a room must keep.
+ACCOUNT_MODERATOR_TYPES = frozenset({ParticipantType.OWNER, ParticipantType.MODERATOR})
+# The users a conversation belongs to (Talk's getNumberOfUsers): self-joined users and guests come
+# and go with their sessions and neither keep a room alive nor need a moderator left behind.
+MEMBER_TYPES = frozenset({ParticipantType.OWNER, ParticipantType.MODERATOR, ParticipantType.USER})
 
 
 class ActorType(enum.StrEnum):

@@ -11,7 +11,8 @@ from talkd.crypto import PasswordHashing, keyed_hash, random_token
 from talkd.domain.accounts import AccountService, validate_email
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import (
-    MODERATOR_TYPES,
+    ACCOUNT_MODERATOR_TYPES,
+    MEMBER_TYPES,
     ActorType,
     Attendee,
     Participant,
@@ -80,15 +81,22 @@ class ParticipantService:
             sessions = await core.sessions.of_attendees(conn, [a.id for a in attendees])
         return room, [Member(a, sessions[a.id]) for a in attendees]
 
+    async def _require(self, identity: Identity, token: str, action: Action) -> None:
+        """The role check before the input is looked at, as Talk's middleware does: a caller who may
+        not add anyone learns nothing about which users, groups or addresses exist (403, not 404/400).
+        The write transaction checks again."""
+        async with self.core.db.read() as conn:
+            await self.core.access(conn, token, identity, action)
+
     # Adding ---------------------------------------------------------------------------------------
 
     async def add(self, identity: Identity, token: str, new_participant: str, source: str, *,
                   convert_one_to_one: bool = False) -> RoomType | None:
         """Add a user (source users), every member of a group (groups) or an e-mail guest (emails).
         Returns the room's new type when adding changed it (API v1 turns one-to-one into group)."""
+        await self._require(identity, token, Action.ADD_PARTICIPANT)
         if source == "emails":
-            await self.invite_email(identity, token, new_participant)
-            return None
+            return await self.invite_email(identity, token, new_participant)
         if source not in ("users", "groups"):
             raise InvalidInput("Unknown participant source", reason="invalid-source")
         people: list[tuple[str, str]] = []
@@ -132,30 +140,40 @@ class ParticipantService:
         await core.announce(changes)
         return changed_type
 
-    async def invite_email(self, identity: Identity, token: str, email: str) -> None:
+    async def invite_email(self, identity: Identity, token: str, email: str) -> RoomType | None:
+        """Invite a guest by e-mail and mail them the conversation's link. Talk opens a group
+        conversation to guests for this and returns the new type, as adding to a room does."""
+        await self._require(identity, token, Action.INVITE_EMAIL)
         address = validate_email(email)
         if not address:
             raise InvalidInput("Invalid e-mail address", reason="invalid-email")
         core, changes = self.core, Changes()
         access_token = random_token(32)
+        changed_type: RoomType | None = None
         async with core.db.transaction("participants_invite_email") as conn:
             room, participant = await core.access(conn, token, identity, Action.INVITE_EMAIL)
             assert participant is not None
-            if room.type != RoomType.PUBLIC:
-                raise InvalidInput("Guests can only be invited to public conversations", reason="not-public")
+            if room.type == RoomType.GROUP:
+                await core.rooms.update(conn, room.id, type=int(RoomType.PUBLIC))
+                await core.system_message(conn, room, participant.attendee, "guests_allowed", changes)
+                changes.users.update(await core.user_ids(conn, room))
+                changed_type = RoomType.PUBLIC
+            elif room.type != RoomType.PUBLIC:
+                raise InvalidInput("Guests cannot be invited to this conversation", reason="not-public")
             try:
                 await core.attendees.add(conn, room_id=room.id, actor_type=ActorType.EMAILS, actor_id=address,
                                          display_name="", participant_type=ParticipantType.GUEST,
                                          last_read_message=room.last_message_id,
                                          access_token=keyed_hash(self.secret, "invite", access_token))
             except AlreadyExists:
-                return  # invited before: Talk answers 200 and sends nothing new
+                return None  # invited before (so the room was public already): 200, and no new mail
             changes.room(room)
             inviter = participant.attendee.display_name or participant.attendee.actor_id
             room_name = room.name
         await core.announce(changes)
         await self.mailer.send_invitation(Invitation(to=address, inviter=inviter, room_name=room_name,
                                                      room_token=room.token))
+        return changed_type
 
     # Removing -------------------------------------------------------------------------------------
 
@@ -187,6 +205,7 @@ class ParticipantService:
 
     async def _remove(self, identity: Identity, token: str, pick: object) -> None:
         core, changes = self.core, Changes()
+        leaving = False
         async with core.db.transaction("participants_remove") as conn:
             room, participant = await core.access(conn, token, identity, Action.REMOVE_ATTENDEE)
             assert participant is not None and callable(pick)
@@ -196,10 +215,14 @@ class ParticipantService:
             if target is None:
                 raise NotFound("Participant not found", reason="participant-not-found")
             if target.id == participant.attendee.id:
-                raise InvalidInput("Use the self endpoint to leave", reason="self")
-            if target.participant_type == ParticipantType.OWNER:
+                leaving = True  # naming oneself is leaving, with its rules (Talk's removeSelfFromRoomLogic)
+            elif target.participant_type == ParticipantType.OWNER:
                 raise Forbidden("The owner cannot be removed", reason="owner")
-            await self._drop(conn, room, target, participant.attendee, changes)
+            else:
+                await self._drop(conn, room, target, participant.attendee, changes)
+        if leaving:
+            await self.remove_self(identity, token)
+            return
         await core.announce(changes)
 
     async def _drop(self, conn: AsyncConnection, room: Room, target: Attendee, actor: Attendee,
@@ -220,13 +243,12 @@ class ParticipantService:
             assert participant is not None
             me = participant.attendee
             everyone = await core.attendees.of_room(conn, room.id)
-            others = [a for a in everyone if a.id != me.id and a.actor_type != ActorType.GROUPS]
-            if room.type != RoomType.ONE_TO_ONE and me.participant_type in MODERATOR_TYPES and others:
-                moderators = [a for a in others if a.participant_type in MODERATOR_TYPES and not a.is_guest]
-                if not moderators:
-                    raise InvalidInput("The last moderator cannot leave", reason="last-moderator")
-            if not any(a.actor_type == ActorType.USERS for a in others):
-                # Nobody with an account is left: the conversation goes away.
+            members = [a for a in everyone if a.id != me.id and a.participant_type in MEMBER_TYPES]
+            if (room.type != RoomType.ONE_TO_ONE and me.participant_type in ACCOUNT_MODERATOR_TYPES and members
+                    and not any(a.participant_type in ACCOUNT_MODERATOR_TYPES for a in members)):
+                raise InvalidInput("The last moderator cannot leave", reason="last-moderator")
+            if me.participant_type in MEMBER_TYPES and not members:
+                # The last member leaves: the conversation goes away, with any guests in it.
                 changes.users.update(a.actor_id for a in everyone if a.actor_type == ActorType.USERS)
                 changes.room(room)
                 await core.rooms.delete(conn, room.id)

@@ -12,6 +12,8 @@ from talkd.crypto import PasswordHashing, random_token
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import (
+    ACCOUNT_MODERATOR_TYPES,
+    MEMBER_TYPES,
     MODERATOR_TYPES,
     PERMISSIONS_MAX,
     PERMISSIONS_PARTICIPANT,
@@ -113,10 +115,12 @@ class ConversationService:
             direct = attendee.last_mention_direct > attendee.last_read_message
         last = await core.messages.get(conn, room.id, room.last_message_id) if room.last_message_id else None
         can_leave = True
-        if attendee is not None and attendee.participant_type in MODERATOR_TYPES and room.type != RoomType.ONE_TO_ONE:
-            others = await core.attendees.count(conn, room.id)
-            moderators = await core.attendees.count(conn, room.id, list(MODERATOR_TYPES))
-            can_leave = moderators > 1 or others <= 1
+        if attendee is not None and attendee.participant_type in ACCOUNT_MODERATOR_TYPES \
+                and room.type != RoomType.ONE_TO_ONE:
+            # The rule remove_self enforces: another account moderator, or no other member.
+            members = await core.attendees.count(conn, room.id, list(MEMBER_TYPES))
+            moderators = await core.attendees.count(conn, room.id, list(ACCOUNT_MODERATOR_TYPES))
+            can_leave = moderators > 1 or members <= 1
         return RoomView(
             room=room, participant=participant, display_name=await self._display_name(conn, room, attendee),
             active_users=counts.get(ActorType.USERS.value, 0),

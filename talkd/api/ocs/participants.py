@@ -44,10 +44,10 @@ async def add_participant(req: OcsRequest) -> Any:
 
 
 @router.post(OLD + "/participants/guests", access=Access.USER, errors=talk_errors)
-async def invite_guest(req: OcsRequest) -> list[Any]:
+async def invite_guest(req: OcsRequest) -> Any:
     email = req.params.string("newParticipant", "", max_length=MAX_ID)
-    await participants(req).invite_email(req.identity, req.match("token"), email)
-    return []
+    changed = await participants(req).invite_email(req.identity, req.match("token"), email)
+    return {"type": int(changed)} if changed is not None else []
 
 
 @router.delete(OLD + "/participants", access=Access.PUBLIC, errors=talk_errors)
