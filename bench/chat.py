@@ -26,7 +26,6 @@ import os
 import platform
 import resource
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,7 +52,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -76,7 +75,7 @@ class Server:
 
 
 def _raise_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -265,7 +264,7 @@ async def phase_fanout(api: Api, server: Server, users: list[str], receivers: in
                 raise RuntimeError(f"send got HTTP {status}")
             await asyncio.sleep(1 / rate)
         settle = time.monotonic() + 10
-        while time.monotonic() < settle and sum(len(s) for s in tally.seen) < receivers * count:
+        while time.monotonic() < settle and sum(len(s) for s in tally.seen) < receivers * count:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     stop.set()
     for task in tasks:
@@ -308,7 +307,7 @@ async def phase_pairs(api: Api, server: Server, users: list[str], pairs: int, du
         await asyncio.gather(*(sender(i, a, token) for i, (a, _, token) in enumerate(rooms)))
         total = sum(len(e) for e in expected.values())
         settle = time.monotonic() + 10
-        while time.monotonic() < settle and sum(len(s) for s in tally.seen) < total:
+        while time.monotonic() < settle and sum(len(s) for s in tally.seen) < total:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     stop.set()
     for task in receivers:
