@@ -19,6 +19,7 @@ from talkd.domain import events
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
 from talkd.domain.chat_tail import ChatTail
+from talkd.domain.chat_writer import ChatWriter, PendingSend
 from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, RoomType, Verb
 from talkd.domain.mentions import find_mentions, render_mentions
 from talkd.domain.model import User
@@ -64,6 +65,7 @@ class ChatService:
         self.limits = limits
         self.reactions = ReactionStore()
         self.tail = ChatTail()
+        self.writer = ChatWriter(core)
 
     # Sending --------------------------------------------------------------------------------------
 
@@ -77,39 +79,40 @@ class ChatService:
             raise InvalidInput("Invalid reference id", reason="invalid-reference-id")
         if len(actor_display_name) > self.limits.max_display_name_length:
             raise InvalidInput("The display name is too long", reason="invalid-display-name")
-        core, changes = self.core, Changes()
+        core = self.core
         accounts = await self._mentioned_accounts(text)
-        async with core.db.transaction("chat_send") as conn:
+        async with core.db.read() as conn:
             room, participant = await core.access(conn, token, identity, Action.POST_CHAT, with_session=False)
             require_chat(room, participant, write=True)
             assert participant is not None
             author = participant.attendee
             resolved = await self._resolve_mentions(conn, room, text, accounts)
-            rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
-            parameters: dict[str, object] = {}
-            if rich:
-                parameters["rendered"] = rendered
-                parameters["rich"] = rich
-            if silent:
-                parameters["silent"] = True
-            if author.is_guest and actor_display_name and actor_display_name != author.display_name:
-                await core.attendees.update(conn, author.id, display_name=actor_display_name)
-                author = dataclasses.replace(author, display_name=actor_display_name)
             parent = None
             if reply_to:
                 parent = await core.messages.get(conn, room.id, reply_to)
                 if parent is None or parent.verb != Verb.COMMENT:
                     raise InvalidInput("The message to reply to cannot be replied to", reason="invalid-reply")
-            ref = actor_ref(author)
-            message = await core.messages.append(
-                conn, room_id=room.id, actor_type=ref["type"], actor_id=ref["id"], actor_display_name=ref["name"],
-                verb=Verb.COMMENT, message=text, parameters=parameters, now=core.now(), reference_id=reference_id,
-                parent_id=parent.id if parent else 0)
-            await core.attendees.update(conn, author.id, last_read_message=message.id)
-            await self._record_mentions(conn, room, author, message, resolved)
-            # Only the room's topic: waiters on it re-read; room lists learn of new messages by polling.
-            changes.message(room, message)
-        await core.announce(changes)
+            mentioned: list[tuple[int, bool]] = []
+            if resolved:
+                direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
+                everyone = "all" in resolved
+                for attendee in await core.attendees.of_room(conn, room.id):
+                    if attendee.id != author.id and (attendee.id in direct or everyone):
+                        mentioned.append((attendee.id, attendee.id in direct))
+        rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
+        parameters: dict[str, object] = {}
+        if rich:
+            parameters["rendered"] = rendered
+            parameters["rich"] = rich
+        if silent:
+            parameters["silent"] = True
+        rename = author.is_guest and bool(actor_display_name) and actor_display_name != author.display_name
+        if rename:
+            author = dataclasses.replace(author, display_name=actor_display_name)
+        message = await self.writer.submit(PendingSend(
+            room=room, author=author, text=text, parameters=parameters, reference_id=reference_id,
+            parent_id=parent.id if parent else 0, rename_guest=rename, mentioned=mentioned))
+        core.advance_read_marker(author, message.id)
         return ChatPage(room, [message], {parent.id: parent} if parent else {})
 
     async def _mentioned_accounts(self, text: str) -> dict[str, User]:
@@ -150,21 +153,6 @@ class ChatService:
                 account = accounts[target]
                 resolved[target] = ({"type": "user", "id": account.id, "name": account.display_name}, None)
         return resolved
-
-    async def _record_mentions(self, conn: AsyncConnection, room: Room, author: Attendee, message: ChatMessage,
-                               resolved: dict[str, tuple[dict[str, str], Attendee | None]]) -> None:
-        if not resolved:
-            return
-        direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
-        everyone = "all" in resolved
-        for attendee in await self.core.attendees.of_room(conn, room.id):
-            if attendee.id == author.id:
-                continue
-            if attendee.id in direct:
-                await self.core.attendees.update(conn, attendee.id, last_mention_message=message.id,
-                                                 last_mention_direct=message.id)
-            elif everyone:
-                await self.core.attendees.update(conn, attendee.id, last_mention_message=message.id)
 
     # Reading and waiting --------------------------------------------------------------------------
 

@@ -33,7 +33,9 @@ def _message(row: Any) -> ChatMessage:
 class MessageStore:
     async def append(self, conn: AsyncConnection, *, room_id: int, actor_type: str, actor_id: str,
                      actor_display_name: str, verb: Verb, message: str, parameters: dict[str, object],
-                     now: int, reference_id: str = "", parent_id: int = 0) -> ChatMessage:
+                     now: int, reference_id: str = "", parent_id: int = 0, touch_room: bool = True) -> ChatMessage:
+        """Insert a message; `touch_room` also records it as the room's newest (a batch writer does
+        that once per room instead)."""
         if conn.dialect.name == "postgresql":
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAT_ORDER_LOCK, room_id)))
         values = {
@@ -43,8 +45,9 @@ class MessageStore:
             "parent_id": parent_id, "created_at": now,
         }
         row = (await conn.execute(messages.insert().values(**values).returning(*messages.c))).one()
-        await conn.execute(rooms.update().where(rooms.c.id == room_id)
-                           .values(last_message_id=row.id, last_activity=now))
+        if touch_room:
+            await conn.execute(rooms.update().where(rooms.c.id == room_id)
+                               .values(last_message_id=row.id, last_activity=now))
         return _message(row)
 
     async def get(self, conn: AsyncConnection, room_id: int, message_id: int) -> ChatMessage | None:

@@ -1,0 +1,97 @@
+"""Group commit for chat messages: concurrent sends share one write transaction.
+
+Senders check permissions and resolve mentions on their own (reads run in parallel); what is left is
+a handful of inserts and updates that cannot fail on input, which one writer task applies for every
+message waiting at that moment, then commits once. Under load a transaction carries many messages, so
+the single-writer database (SQLite) commits far fewer times than messages arrive; with no load a
+message is written at once. Ids stay in commit order per room: there is one writer per process, and
+storage takes the per-room order lock on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from talkd.domain.conversation import Attendee, ChatMessage, Room, Verb
+from talkd.domain.room_core import Changes, RoomCore, actor_ref
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 128
+
+
+@dataclass
+class PendingSend:
+    room: Room
+    author: Attendee
+    text: str
+    parameters: dict[str, object]
+    reference_id: str
+    parent_id: int
+    rename_guest: bool
+    mentioned: list[tuple[int, bool]]  # (attendee id, mentioned directly rather than through @all)
+    result: asyncio.Future[ChatMessage] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class ChatWriter:
+    def __init__(self, core: RoomCore) -> None:
+        self.core = core
+        self._queue: list[PendingSend] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.messages = 0
+
+    async def submit(self, pending: PendingSend) -> ChatMessage:
+        self._queue.append(pending)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._drain(), name="chat-writer")
+        # Shielded: a sender that goes away does not take the write (or the batch) with it.
+        return await asyncio.shield(pending.result)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                written, changes = await self._write(batch)
+            except Exception as exc:
+                for pending in batch:
+                    if not pending.result.done():
+                        pending.result.set_exception(exc)
+                continue
+            for pending, message in zip(batch, written, strict=True):
+                pending.result.set_result(message)
+            self.batches += 1
+            self.messages += len(batch)
+            with contextlib.suppress(Exception):
+                await self.core.announce(changes)
+
+    async def _write(self, batch: list[PendingSend]) -> tuple[list[ChatMessage], Changes]:
+        core, changes = self.core, Changes()
+        written: list[ChatMessage] = []
+        newest: dict[int, tuple[Room, int]] = {}
+        now = core.now()
+        async with core.db.transaction("chat_send") as conn:
+            for pending in batch:
+                author = pending.author
+                if pending.rename_guest:
+                    await core.attendees.update(conn, author.id, display_name=author.display_name)
+                ref = actor_ref(author)
+                message = await core.messages.append(
+                    conn, room_id=pending.room.id, actor_type=ref["type"], actor_id=ref["id"],
+                    actor_display_name=ref["name"], verb=Verb.COMMENT, message=pending.text,
+                    parameters=pending.parameters, now=now, reference_id=pending.reference_id,
+                    parent_id=pending.parent_id, touch_room=False)
+                for attendee_id, direct in pending.mentioned:
+                    if direct:
+                        await core.attendees.update(conn, attendee_id, last_mention_message=message.id,
+                                                    last_mention_direct=message.id)
+                    else:
+                        await core.attendees.update(conn, attendee_id, last_mention_message=message.id)
+                written.append(message)
+                newest[pending.room.id] = (pending.room, message.id)
+                changes.message(pending.room, message)
+            for room, message_id in newest.values():
+                await core.rooms.update(conn, room.id, last_message_id=message_id, last_activity=now)
+        return written, changes
