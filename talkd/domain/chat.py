@@ -18,7 +18,7 @@ from talkd.config import LimitsSettings
 from talkd.domain import events
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
-from talkd.domain.chat_tail import ChatTail
+from talkd.domain.chat_tail import ChatTail, TailEntry
 from talkd.domain.chat_writer import ChatWriter, PendingSend
 from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, RoomType, Verb
 from talkd.domain.mentions import find_mentions, render_mentions
@@ -175,11 +175,12 @@ class ChatService:
         # The newest id this waiter knows exists: the room's last message, then what events announce.
         known_top = [room.last_message_id]
 
-        async def load(since: int, count: int) -> list[ChatMessage]:
+        async def load(since: int, count: int) -> list[TailEntry]:
             async with core.db.read() as conn:
-                return await core.messages.after(conn, room.id, after=since, limit=count)
+                fresh = await core.messages.after(conn, room.id, after=since, limit=count)
+                return await self._entries(conn, fresh)
 
-        async def newer() -> list[ChatMessage] | None:
+        async def newer() -> list[TailEntry] | None:
             if known_top[0] <= after:
                 return None
             return await self.tail.after(room.id, after, limit, until=known_top[0], load=load) or None
@@ -191,27 +192,34 @@ class ChatService:
             known_top[0] = max(known_top[0], value)
             return True
 
-        found = await wait_for(core.bus, [events.room_topic(room.token)], newer, timeout=timeout,
-                               clock=core.clock, wake=relevant) or []
-        if found and set_read_marker:
-            core.advance_read_marker(participant.attendee, found[-1].id)
-        if not found:
-            return ChatPage(room, [])
-        async with core.db.read() as conn:
-            return await self._page(conn, room, found, participant)
+        entries = await wait_for(core.bus, [events.room_topic(room.token)], newer, timeout=timeout,
+                                 clock=core.clock, wake=relevant) or []
+        if entries and set_read_marker:
+            core.advance_read_marker(participant.attendee, entries[-1].id)
+        attendee = participant.attendee
+        return ChatPage(room, [e.message for e in entries], {e.parent.id: e.parent for e in entries if e.parent},
+                        {e.id: e.reactions for e in entries if e.reactions},
+                        (attendee.actor_type.value, attendee.actor_id))
 
-    async def _page(self, conn: AsyncConnection, room: Room, found: list[ChatMessage], participant: Participant
-                    ) -> ChatPage:
+    async def _entries(self, conn: AsyncConnection, found: list[ChatMessage]) -> list[TailEntry]:
+        """Messages with their reactions and parents, read in two queries for the whole batch."""
         if not found:
-            return ChatPage(room, [])
+            return []
         parent_ids = sorted({m.parent_id for m in found if m.parent_id})
         parents = await self.core.messages.get_many(conn, parent_ids) if parent_ids else {}
         rows = await self.reactions.of_messages(conn, [m.id for m in found if m.verb == Verb.COMMENT])
         grouped: dict[int, list[Reaction]] = {}
         for row in rows:
             grouped.setdefault(row.message_id, []).append(row)
+        return [TailEntry(m, grouped.get(m.id, []), parents.get(m.parent_id)) for m in found]
+
+    async def _page(self, conn: AsyncConnection, room: Room, found: list[ChatMessage], participant: Participant
+                    ) -> ChatPage:
+        entries = await self._entries(conn, found)
         attendee = participant.attendee
-        return ChatPage(room, found, parents, grouped, (attendee.actor_type.value, attendee.actor_id))
+        return ChatPage(room, found, {e.parent.id: e.parent for e in entries if e.parent},
+                        {e.id: e.reactions for e in entries if e.reactions},
+                        (attendee.actor_type.value, attendee.actor_id))
 
     # Read marker ----------------------------------------------------------------------------------
 
@@ -299,6 +307,12 @@ class ChatService:
                                                       actor_id=me.actor_id, reaction=reaction)
                 if not changed:
                     raise NotFound("Reaction not found", reason="reaction-not-found")
+            if changed:
+                # As Talk does: a system message (hidden by clients) whose parent carries the new
+                # reactions, so waiting clients learn of the change like of any message.
+                notice = await core.system_message(conn, room, me, "reaction" if add else "reaction_revoked",
+                                                   changes, reaction=reaction)
+                await core.messages.update(conn, notice.id, parent_id=message.id)
             rows = await self.reactions.of_messages(conn, [message.id])
             changes.room(room)
         await core.announce(changes)

@@ -8,7 +8,8 @@ same read. This is safe because ids follow commit order within a room: once the 
 id N, no message at or below N can still appear.
 
 Messages change after the fact only by deletion and reactions, and both arrive as new system messages
-whose `parent` is read fresh, so a cached message is never served where a newer version matters."""
+naming the changed message as `parent`. When the tail loads such a notice it drops what it held before,
+so a changed message is never served from memory in its old form."""
 
 from __future__ import annotations
 
@@ -18,15 +19,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from talkd.domain.conversation import ChatMessage
+from talkd.storage.reactions import Reaction
 
-Loader = Callable[[int, int], Awaitable[list[ChatMessage]]]  # (after, limit) -> oldest first
+
+@dataclass(frozen=True)
+class TailEntry:
+    """A message with what its serialization needs, as read when the tail loaded it."""
+
+    message: ChatMessage
+    reactions: list[Reaction]
+    parent: ChatMessage | None
+
+    @property
+    def id(self) -> int:
+        return self.message.id
+
+
+Loader = Callable[[int, int], Awaitable[list[TailEntry]]]  # (after, limit) -> oldest first
 
 
 @dataclass
 class _RoomTail:
     floor: int
     top: int
-    messages: list[ChatMessage] = field(default_factory=list)
+    messages: list[TailEntry] = field(default_factory=list)
     loading: asyncio.Future[None] | None = None
 
 
@@ -46,7 +62,7 @@ class ChatTail:
         self._rooms.move_to_end(room_id)
         return tail
 
-    async def after(self, room_id: int, after: int, limit: int, *, until: int, load: Loader) -> list[ChatMessage]:
+    async def after(self, room_id: int, after: int, limit: int, *, until: int, load: Loader) -> list[TailEntry]:
         """Messages with ids above `after` (oldest first, at most `limit`), knowing that messages up
         to `until` exist. Falls back to `load` directly for positions the tail cannot answer."""
         tail = self._rooms.get(room_id)
@@ -59,6 +75,10 @@ class ChatTail:
                 tail.loading = asyncio.get_running_loop().create_future()
                 try:
                     fresh = await load(tail.top, self.per_room)
+                    if any(e.parent is not None and e.parent.id > tail.floor for e in fresh):
+                        # A deletion or reaction changed a message the tail holds: keep only what was
+                        # just read, so a changed message is never served in its old form.
+                        tail.messages, tail.floor = [], tail.top
                     if fresh:
                         tail.messages.extend(fresh)
                         tail.top = fresh[-1].id

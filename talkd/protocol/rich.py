@@ -52,6 +52,8 @@ SYSTEM_TEXTS: dict[str, str] = {
     "lobby_none": "{actor} opened the conversation to everyone",
     "lobby_non_moderators": "{actor} restricted the conversation to moderators",
     "message_deleted": "{actor} deleted a message",
+    "reaction": "{reaction}",
+    "reaction_revoked": "{actor} deleted a reaction",
 }
 
 
@@ -69,6 +71,8 @@ def render_system(name: str, actor: ActorRef, values: dict[str, Any]) -> tuple[s
         parameters["user"] = rich_actor(values["user"])
     if isinstance(values.get("group"), dict):
         parameters["group"] = rich_actor(values["group"])
+    if name == "reaction":
+        text = str(values.get("reaction", ""))
     if name == "conversation_renamed":
         text = text.replace("{oldName}", str(values.get("oldName", ""))).replace("{newName}",
                                                                                 str(values.get("newName", "")))
