@@ -39,26 +39,26 @@ EXPECTED: dict[str, dict[str, tuple[int, ...]]] = {
         # Both people are owners; nothing about the room can change, the other owner cannot be touched.
         "owner":           (400,  400,  403,  400,  400,  400,  400,  400,  403,   403,   403,   400,   200,  200),
         "outsider":        ALL_404,
-        "anonymous":       (404,  404,  404,  404,  404,  401,  401,  401,  404,   404,   404,   404,   401,  401),
+        "anonymous":       (404,  404,  404,  401,  401,  401,  401,  401,  404,   404,   404,   404,   401,  401),
     },
     "group": {
         "owner":           (200,  200,  403,  200,  200,  200,  400,  200,  200,   200,   200,   200,   200,  200),
         "moderator":       (200,  200,  403,  200,  200,  200,  400,  200,  200,   200,   200,   200,   200,  200),
         "user":            (403,  403,  403,  403,  403,  403,  403,  403,  403,   403,   403,   403,   200,  200),
         "outsider":        ALL_404,
-        "anonymous":       (404,  404,  404,  404,  404,  401,  401,  401,  404,   404,   404,   404,   401,  401),
+        "anonymous":       (404,  404,  404,  401,  401,  401,  401,  401,  404,   404,   404,   404,   401,  401),
     },
     "public": {
         "owner":           ACCOUNT_MOD_PUBLIC,
         "moderator":       ACCOUNT_MOD_PUBLIC,
-        # Guest moderators moderate, but what needs an account (adding people, opening or closing the
-        # room, deleting it, account settings) stays with users.
-        "guest_moderator": (200,  200,  200,  200,  200,  401,  401,  401,  200,   200,   200,   403,   401,  401),
+        # Guest moderators moderate (and may delete the room), but the routes that need a login
+        # (read-only, lobby, opening or closing the room, adding people, account settings) answer 401.
+        "guest_moderator": (200,  200,  200,  401,  401,  401,  401,  401,  200,   200,   200,   200,   401,  401),
         "user":            (403,  403,  403,  403,  403,  403,  403,  403,  403,   403,   403,   403,   200,  200),
         "self_joined":     (403,  403,  403,  403,  403,  403,  403,  403,  403,   403,   403,   403,   200,  200),
-        "guest":           (403,  403,  403,  403,  403,  401,  401,  401,  403,   403,   403,   403,   401,  401),
+        "guest":           (403,  403,  403,  401,  401,  401,  401,  401,  403,   403,   403,   403,   401,  401),
         "outsider":        ALL_404,
-        "anonymous":       (404,  404,  404,  404,  404,  401,  401,  401,  404,   404,   404,   404,   401,  401),
+        "anonymous":       (404,  404,  404,  401,  401,  401,  401,  401,  404,   404,   404,   404,   401,  401),
     },
 }
 ROOM_TYPES = {"one_to_one": 1, "group": 2, "public": 3}
