@@ -7,9 +7,9 @@ the permission-matrix test walks this table through the HTTP API.
     not a participant        → NotFound (the room is invisible), except joining a public room
     guest (types 4, 6)       → no favorites or notification levels (they are account settings)
     user (types 3, 5)        → their own settings, leaving, joining
-    moderator (types 1, 2, 6)→ everything about the room and the attendee list
+    moderator (types 1, 2, 6)→ everything about the room and the attendee list, deleting it too
     logged-in moderator      → the actions Talk reserves for accounts (types 1, 2): adding people,
-                               opening the room to guests, deleting it
+                               opening or closing the room to guests, read-only and lobby states
 """
 
 from __future__ import annotations
@@ -79,16 +79,16 @@ NEEDS: dict[Action, Role] = {
     Action.RENAME: Role.MODERATOR,
     Action.SET_DESCRIPTION: Role.MODERATOR,
     Action.SET_PASSWORD: Role.MODERATOR,
-    Action.SET_READ_ONLY: Role.MODERATOR,
-    Action.SET_LOBBY: Role.MODERATOR,
+    Action.SET_READ_ONLY: Role.ACCOUNT_MODERATOR,
+    Action.SET_LOBBY: Role.ACCOUNT_MODERATOR,
     Action.PROMOTE: Role.MODERATOR,
     Action.DEMOTE: Role.MODERATOR,
     Action.REMOVE_ATTENDEE: Role.MODERATOR,
+    Action.DELETE: Role.MODERATOR,
     Action.ADD_PARTICIPANT: Role.ACCOUNT_MODERATOR,
     Action.INVITE_EMAIL: Role.ACCOUNT_MODERATOR,
     Action.MAKE_PUBLIC: Role.ACCOUNT_MODERATOR,
     Action.MAKE_PRIVATE: Role.ACCOUNT_MODERATOR,
-    Action.DELETE: Role.ACCOUNT_MODERATOR,
     Action.READ_CHAT: Role.GUEST,
     Action.POST_CHAT: Role.GUEST,
     Action.DELETE_ANY_MESSAGE: Role.MODERATOR,

@@ -294,7 +294,8 @@ class ConversationService:
         async with core.db.transaction("room_description") as conn:
             room, participant = await core.access(conn, token, identity, Action.SET_DESCRIPTION)
             if room.type == RoomType.ONE_TO_ONE:
-                raise NotAllowedHere("One-to-one conversations have no description", reason="one-to-one")
+                # 400 in every version (unlike renaming, which the seed's v1 answers with 405).
+                raise InvalidInput("One-to-one conversations have no description", reason="one-to-one")
             if description != room.description:
                 await core.rooms.update(conn, room.id, description=description)
                 assert participant is not None

@@ -25,9 +25,13 @@ SEED_NAME_LENGTH = 200  # v1..v3: "1-200 characters"; v4 allows 255
 
 
 def talk_errors(req: OcsRequest) -> ErrorMap:
-    """Where v4 answers differently from the seed's v1: a wrong room type or role is a plain 400."""
+    """Where later versions answer differently from the seed's v1: a wrong room type is a plain 400
+    from v2 on (only the seed's v1 documents 405 for renaming a one-to-one room), a target with the
+    wrong role (412 in v1) is 400 in v4."""
     if req.api_version >= 4:
         return {NotAllowedHere: 400, PreconditionFailed: 400}
+    if req.api_version >= 2:
+        return {NotAllowedHere: 400}
     return {}
 
 
@@ -112,13 +116,14 @@ async def set_password(req: OcsRequest) -> list[Any]:
     return []
 
 
-@router.put(ONE + "/read-only", access=Access.PUBLIC, errors=talk_errors)
+# Read-only and lobby need a login (Talk's NoAdminRequired without PublicPage): guest moderators get 401.
+@router.put(ONE + "/read-only", access=Access.USER, errors=talk_errors)
 async def set_read_only(req: OcsRequest) -> list[Any]:
     await conversations(req).set_read_only(req.identity, req.match("token"), req.params.integer("state"))
     return []
 
 
-@router.put(ONE + "/webinar/lobby", access=Access.PUBLIC, errors=talk_errors)
+@router.put(ONE + "/webinar/lobby", access=Access.USER, errors=talk_errors)
 async def set_lobby(req: OcsRequest) -> Any:
     token = req.match("token")
     await conversations(req).set_lobby(req.identity, token, req.params.integer("state"),
