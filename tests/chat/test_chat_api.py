@@ -485,3 +485,22 @@ async def test_lobby_hides_chat_from_non_moderators(talk: TalkClient) -> None:
     assert (await all_messages(talk, token, "alice"))[-1]["id"] == sent["id"]
     (await talk.ocs("PUT", f"{V4}/room/{token}/webinar/lobby", user="alice", json={"state": 0})).expect(200)
     assert (await all_messages(talk, token, "bob"))[-1]["systemMessage"] == "lobby_none"
+
+
+async def test_deletion_reaches_waiters_and_replies_keep_a_deleted_parent(talk: TalkClient) -> None:
+    await _users(talk, "alice", "bob")
+    token = await group_room(talk, "alice", "bob")
+    question = await send(talk, token, "bob", "secret question")
+    answer = await send(talk, token, "alice", "answer", replyTo=question["id"])
+    waiter = asyncio.create_task(talk.ocs("GET", f"{V1}/chat/{token}", user="alice",
+                                          params={"lookIntoFuture": 1, "lastKnownMessageId": answer["id"],
+                                                  "timeout": 10}))
+    await _subscribed(talk, token)
+    (await talk.ocs("DELETE", f"{V1}/chat/{token}/{question['id']}", user="bob")).expect(200)
+    (notice,) = (await waiter).expect(200).data
+    assert notice["systemMessage"] == "message_deleted" and notice["parent"]["id"] == question["id"]
+    assert notice["parent"]["messageType"] == "comment_deleted"
+    # The reply still names its parent, now deleted, and its text is gone everywhere.
+    reply = next(m for m in await all_messages(talk, token, "bob") if m["id"] == answer["id"])
+    assert reply["parent"]["id"] == question["id"] and reply["parent"]["messageType"] == "comment_deleted"
+    assert "secret" not in str(await all_messages(talk, token, "bob"))
