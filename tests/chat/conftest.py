@@ -1,0 +1,7 @@
+"""Chat-test fixtures: the API tests' app factory (changed settings) and helpers for rooms and guests."""
+
+from __future__ import annotations
+
+from tests.api.conftest import app_factory
+
+__all__ = ["app_factory"]
