@@ -18,7 +18,7 @@ from aiohttp import web
 
 from talkd import __version__
 from talkd.api import nextcloud, spreed
-from talkd.api.ocs import core, participants, rooms, signaling
+from talkd.api.ocs import calls, core, participants, rooms, signaling
 from talkd.api.ocs.routing import unknown_ocs_route
 from talkd.bus.base import EventBus
 from talkd.bus.memory import MemoryBus
@@ -29,10 +29,12 @@ from talkd.config import Settings, secret_bytes
 from talkd.crypto import PasswordHashing, random_token
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Authenticator, CredentialCache, Identity, WebSessions
+from talkd.domain.calls import CallService
 from talkd.domain.login_flow import LoginFlows
 from talkd.domain.participants import ParticipantService
 from talkd.domain.room_core import RoomCore
 from talkd.domain.rooms import ConversationService
+from talkd.domain.signaling import SignalingService
 from talkd.domain.signaling_settings import SignalingSettingsService
 from talkd.domain.throttle import Throttle
 from talkd.ids import RoomToken
@@ -61,6 +63,9 @@ CONVERSATION_FEATURES = (
     "empty-group-room", "guest-display-names", "multi-room-users", "favorites", "last-room-activity",
     "invite-by-mail", "notification-levels", "invite-group", "conversation-v4",
 )
+# Seed 004's call capabilities: calls with audio and video, guests signaling through the API, pings
+# carried by signaling pulls (no ping endpoint), and participantFlags.
+CALL_FEATURES = ("audio", "video", "guest-signaling", "no-ping", "in-call-flags")
 
 
 def kept_secret(settings: Settings, filename: str, generate: Callable[[], str]) -> str:
@@ -120,6 +125,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, bus:
     conversations = ConversationService(core, accounts, hashing)
     participants = ParticipantService(core, accounts, hashing, throttle, Mailer(settings.mail, public_url(settings)),
                                       secret, settings.limits.max_display_name_length)
+    signaling_config = settings.signaling
+    calls_service = CallService(core, signaling_config.session_ping_timeout)
+    signaling_service = SignalingService(core, internal=signaling_config.mode == "internal",
+                                         pull_timeout=signaling_config.pull_timeout,
+                                         max_payload_bytes=signaling_config.max_payload_bytes)
     services = Services(
         settings=settings, clock=clock, db=db, bus=bus, accounts=accounts,
         auth=Authenticator(accounts=accounts, throttle=throttle, cache=cache), throttle=throttle,
@@ -128,7 +138,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, bus:
         capabilities=capabilities, secret=secret, spreed=build_spreed(settings, clock, bus),
         signaling_settings=SignalingSettingsService(settings.signaling, settings.stun, settings.turn,
                                                     secret=secret, clock=clock),
-        conversations=conversations, participants=participants)
+        conversations=conversations, participants=participants, calls=calls_service, signaling=signaling_service)
 
     async def room_lookup(token: RoomToken, identity: Identity) -> object | None:
         return await conversations.lookup(token, identity)
@@ -147,6 +157,13 @@ async def _cleanup(services: Services) -> None:
     await services.login_flows.expire()
     await services.throttle.store.delete_older_than(
         services.clock.now() - services.settings.security.bruteforce_window)
+    await services.signaling.expire_queue()
+
+
+def expiry_interval(settings: Settings) -> float:
+    """How often stale conversation sessions are looked for: a few times per timeout, so a vanished
+    client leaves its call soon after the timeout (at most a third of it late)."""
+    return max(1.0, settings.signaling.session_ping_timeout / 3)
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[object]], clock: Clock) -> None:
@@ -172,7 +189,8 @@ def create_app(services: Services) -> web.Application:
     signaling.router.install(app)
     rooms.router.install(app)
     participants.router.install(app)
-    services.capabilities.add_features(*CONVERSATION_FEATURES)
+    calls.router.install(app)
+    services.capabilities.add_features(*CONVERSATION_FEATURES, *CALL_FEATURES)
     app.cleanup_ctx.append(_background)
     return app
 
@@ -182,6 +200,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(services.auth.follow_invalidations(services.bus), name="auth-invalidation"),
         asyncio.create_task(_every(CLEANUP_INTERVAL, lambda: _cleanup(services), services.clock), name="cleanup"),
+        asyncio.create_task(_every(expiry_interval(services.settings), services.calls.expire_sessions,
+                                   services.clock), name="session-expiry"),
     ]
     services.background.extend(tasks)
     await asyncio.sleep(0)  # let the subscriptions start before the first request
