@@ -9,6 +9,8 @@ import pytest
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestClient
 
+from talkd.config import Settings
+from tests.api.conftest import app_factory
 from tests.helpers.client import OcsReply, TalkClient
 
 V4 = "/apps/spreed/api/v4"
@@ -74,3 +76,12 @@ async def guest_client() -> AsyncIterator[GuestFactory]:
     yield make
     for other in opened:
         await other.session.close()  # not other.close(): that would stop the shared server
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Short long polls: a pull with nothing to deliver answers after a second, not Talk's 30."""
+    return settings.replace(signaling__pull_timeout=1.0)
+
+
+__all__ = ["app_factory"]
