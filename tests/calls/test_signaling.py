@@ -24,7 +24,6 @@ from tests.calls.conftest import (
 from tests.helpers.client import TalkClient
 
 
-
 def delivered(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [orjson.loads(item["data"]) for item in data if item["type"] == "message"]
 
