@@ -17,7 +17,7 @@ import orjson
 from talkd.bus.waiter import wait_for
 from talkd.domain import events
 from talkd.domain.auth import Identity
-from talkd.domain.conversation import ActorType, Attendee, Participant, RoomType, Session
+from talkd.domain.conversation import Attendee, Participant, Room, RoomType, Session
 from talkd.domain.permissions import Action, require
 from talkd.domain.room_core import Changes, RoomCore
 from talkd.domain.rooms import effective_permissions
@@ -91,7 +91,7 @@ class SignalingService:
             room, participant = await core.access(conn, token, identity, Action.SIGNAL)
             me = _session_of(participant)
             in_room = {session.session_id: session.id for _, session in await core.sessions.of_room(conn, room.id)}
-            outgoing = [self._outgoing(envelope, me, in_room, room_check=(room, participant))
+            outgoing = [self._outgoing(envelope, me, in_room, room, participant)
                         for envelope in envelopes if envelope.get("ev") == "message"]
             for item in outgoing:
                 await self.queue.add(conn, recipient_id=item.recipient_pk, sender=item.sender, message=item.body,
@@ -99,8 +99,8 @@ class SignalingService:
                 changes.sessions.add(item.recipient_pk)
         await core.announce(changes)
 
-    def _outgoing(self, envelope: dict[str, Any], me: Session, in_room: dict[str, int],
-                  room_check: tuple[Any, Participant | None]) -> _Outgoing:
+    def _outgoing(self, envelope: dict[str, Any], me: Session, in_room: dict[str, int], room: Room,
+                  participant: Participant | None) -> _Outgoing:
         sender = envelope.get("sessionId", me.session_id)
         if sender != me.session_id:
             raise InvalidInput("sessionId is not the caller's session", reason="wrong-sender")
@@ -116,7 +116,7 @@ class SignalingService:
             # Only sessions of this conversation can be reached; anything else is refused whole.
             raise InvalidInput("The recipient is not a session of this conversation", reason="unknown-recipient")
         if inner["type"] == "control":
-            require(Action.SIGNAL_CONTROL, *room_check)
+            require(Action.SIGNAL_CONTROL, room, participant)
         inner["from"] = me.session_id
         return _Outgoing(in_room[recipient], me.session_id, orjson.dumps(inner).decode())
 
@@ -193,6 +193,3 @@ def _session_of(participant: Participant | None) -> Session:
         raise NotFound("Not joined to the conversation", reason="not-joined")
     return participant.session
 
-
-def user_id_of(attendee: Attendee) -> str:
-    return attendee.actor_id if attendee.actor_type == ActorType.USERS else ""
