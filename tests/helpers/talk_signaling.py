@@ -32,6 +32,8 @@ class TalkSignalingRelay:
     def __init__(self) -> None:
         self.peers: dict[str, WebRtcPeer] = {}
         self.log: list[tuple[str, str, Message]] = []  # (from session, to session, inner message) as received
+        self.sent: list[tuple[str, str, Message]] = []  # the same, as accepted by talkd (POST answered 200)
+        self._progress = asyncio.Condition()
         self.users_in_room: dict[str, list[dict[str, Any]]] = {}
         self._endpoints: dict[str, Endpoint] = {}
         self._pumps: list[asyncio.Task[None]] = []
@@ -42,6 +44,9 @@ class TalkSignalingRelay:
             batch = [{"ev": "message", "sessionId": me.session_id, "fn": orjson.dumps(inner).decode()}]
             reply = await me.talk.ocs("POST", me.path(), user=me.user, json={"messages": orjson.dumps(batch).decode()})
             reply.expect(200)
+            async with self._progress:
+                self.sent.append((me.session_id, other.session_id, message))
+                self._progress.notify_all()
         return send
 
     def attach(self, peer: WebRtcPeer, endpoint: Endpoint) -> None:
@@ -58,8 +63,16 @@ class TalkSignalingRelay:
                     self.users_in_room[peer.name] = item["data"]
                     continue
                 inner = orjson.loads(item["data"])
-                self.log.append((inner.pop("from"), inner.pop("to"), inner))
+                async with self._progress:
+                    self.log.append((inner.pop("from"), inner.pop("to"), inner))
+                    self._progress.notify_all()
                 await peer.handle(inner)
+
+    async def drain(self, timeout: float) -> None:
+        """Until everything talkd accepted has been received (a call may connect before the last
+        candidates arrive)."""
+        async with asyncio.timeout(timeout), self._progress:
+            await self._progress.wait_for(lambda: len(self.log) >= len(self.sent))
 
     async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
         """Until every event is set; a pump failing (a refused request, a peer error) ends the wait."""

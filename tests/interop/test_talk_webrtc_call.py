@@ -87,8 +87,12 @@ async def hold_call(relay: TalkSignalingRelay, caller: Endpoint, callee: Endpoin
     return alice, bob
 
 
-def check_signaling_log(relay: TalkSignalingRelay, caller: Endpoint, callee: Endpoint) -> None:
-    """Everything crossed talkd, each message stamped by talkd with its real sender."""
+async def check_signaling_log(relay: TalkSignalingRelay, caller: Endpoint, callee: Endpoint) -> None:
+    """Everything crossed talkd, exactly once and in order, each message stamped by talkd with its real
+    sender and delivered to its addressee only."""
+    await relay.drain(CALL_TIMEOUT)
+    for session in (caller.session_id, callee.session_id):
+        assert [m for s, _, m in relay.log if s == session] == [m for s, _, m in relay.sent if s == session]
     kinds = [(sender, message["type"]) for sender, _, message in relay.log]
     assert (caller.session_id, "offer") in kinds and (callee.session_id, "answer") in kinds
     assert {sender for sender, kind in kinds if kind == "candidate"} == {caller.session_id, callee.session_id}
@@ -109,7 +113,7 @@ async def test_two_users_hold_a_call_through_internal_signaling(talk: TalkClient
     caller = await enter_call(talk, token, "alice", flags)
     callee = await enter_call(talk, token, "bob", flags)
     await hold_call(relay, caller, callee, kind)
-    check_signaling_log(relay, caller, callee)
+    await check_signaling_log(relay, caller, callee)
     rows = (await talk.ocs("GET", f"{V4}/call/{token}", user="alice")).expect(200).data
     assert sorted(r["actorId"] for r in rows) == ["alice", "bob"]
 
@@ -122,7 +126,7 @@ async def test_a_guest_and_a_user_hold_a_call_in_a_public_conversation(
     callee = await enter_call(guest, token, None, 3)
     caller = await enter_call(talk, token, "alice", 3)
     await hold_call(relay, caller, callee, "audio")
-    check_signaling_log(relay, caller, callee)
+    await check_signaling_log(relay, caller, callee)
     rows = (await guest.ocs("GET", f"{V4}/call/{token}")).expect(200).data
     assert sorted(r["actorType"] for r in rows) == ["guests", "users"]
     state = (await talk.ocs("GET", f"{V4}/room/{token}", user="alice")).expect(200).data
