@@ -95,6 +95,14 @@ class CallService:
                 await call_state.leave(core, conn, room, participant.attendee, session, changes)
         await core.announce(changes)
 
+    async def ping(self, participant: Participant | None) -> None:
+        """Keep the caller's session alive: what a signaling pull does, and what a chat pull must do
+        too (seed 004's `no-ping`: pings travel with those requests)."""
+        if participant is None or participant.session is None:
+            return
+        async with self.core.db.transaction("session_ping") as conn:
+            await self.core.sessions.update(conn, participant.session.id, last_ping=self.core.now())
+
     async def expire_sessions(self) -> int:
         """End every conversation session that has not pinged within the timeout: it leaves its call
         (the call ends when it was the last) and, for guests and self-joined users, the conversation.

@@ -135,7 +135,7 @@ class SignalingService:
             session = participant.session
         pinged = core.now()
         async with core.db.transaction("signaling_ping") as conn:
-            await core.sessions.update(conn, session.id, last_ping=pinged)
+            await core.sessions.update(conn, session.id, last_ping=pinged)  # the pull is the ping
 
         room_changed = False
 

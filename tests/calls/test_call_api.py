@@ -205,6 +205,25 @@ async def test_publish_permissions_limit_the_flags(talk: TalkClient) -> None:
     assert (await room(talk, token, "bob"))["participantFlags"] == 1
 
 
+async def test_403_without_the_permission_to_start_or_join(talk: TalkClient) -> None:
+    token = await setup_call_room(talk)
+    await join_room(talk, token, "alice")
+    await join_room(talk, token, "bob")
+    core = talk.services.conversations.core
+    async with talk.services.db.transaction("test") as conn:
+        found = await core.attendees.find(conn, (await core.room(conn, token)).id, ActorType.USERS, "bob")
+        assert found is not None
+        await core.attendees.update(conn, found.id, permissions=int(Permission.CUSTOM | Permission.CALL_JOIN))
+    (await talk.ocs("POST", call_path(token), user="bob")).expect(403)  # may join, not start
+    assert not (await room(talk, token, "alice"))["hasCall"]
+    (await talk.ocs("POST", call_path(token), user="alice")).expect(200)
+    (await talk.ocs("POST", call_path(token), user="bob", json={"flags": 1})).expect(200)  # joining is fine
+    async with talk.services.db.transaction("test") as conn:
+        await core.attendees.update(conn, found.id, permissions=int(Permission.CUSTOM | Permission.CALL_START))
+    (await talk.ocs("DELETE", call_path(token), user="bob")).expect(200)
+    (await talk.ocs("POST", call_path(token), user="bob")).expect(403)  # may start, not join a running one
+
+
 async def test_guest_joins_a_call_in_a_public_conversation(talk: TalkClient, guest_client: GuestFactory) -> None:
     await talk.make_user("alice")
     token = await make_room(talk, "alice", room_type=3)

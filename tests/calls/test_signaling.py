@@ -72,6 +72,13 @@ async def test_messages_arrive_in_order_and_batches_are_accepted(talk: TalkClien
     assert [m["payload"]["n"] for m in delivered(await pull(talk, token, "bob"))] == [0, 1, 2, 3, 4]
 
 
+async def test_messages_may_come_as_a_json_list_too(talk: TalkClient) -> None:
+    token, sessions = await three_in_a_room(talk)
+    batch = [envelope(sessions["alice"], sessions["bob"], "offer")]
+    (await talk.ocs("POST", signaling_path(token), user="alice", json={"messages": batch})).expect(200)
+    assert [m["type"] for m in delivered(await pull(talk, token, "bob"))] == ["offer"]
+
+
 async def test_long_poll_wakes_when_a_message_is_sent(app_factory: AppFactory) -> None:
     # Talk's 30-second poll: the answer carries the message only if the bus woke the waiting pull.
     talk = await app_factory(signaling__pull_timeout=30.0)
