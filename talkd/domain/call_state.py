@@ -80,7 +80,18 @@ async def end_for_everyone(core: RoomCore, conn: AsyncConnection, room: Room, ac
     await _end(core, conn, room, actor, name, changes)
 
 
-async def _end(core: RoomCore, conn: AsyncConnection, room: Room, actor: Attendee, name: str,
+# Who ends a call nobody left properly (Talk writes such messages as its "system" guest actor).
+SYSTEM_ACTOR = {"type": ActorType.GUESTS.value, "id": "system", "name": ""}
+
+
+async def end_if_empty(core: RoomCore, conn: AsyncConnection, room: Room, changes: Changes) -> None:
+    """A call whose sessions all went away without leaving it ends now."""
+    if room.has_call and not await core.sessions.of_room(conn, room.id, in_call=True):
+        await _end(core, conn, room, SYSTEM_ACTOR, "call_ended", changes)
+        changes.room(room)
+
+
+async def _end(core: RoomCore, conn: AsyncConnection, room: Room, actor: Attendee | dict[str, str], name: str,
                changes: Changes) -> None:
     """Close the call: a message naming who took part and how long it lasted, and no call on the room."""
     started = room.call_started_at

@@ -128,4 +128,18 @@ class CallService:
             await core.announce(changes)
         if ended:
             log.info("expired conversation sessions", extra={"sessions": ended})
+        await self._end_empty_calls()
         return ended
+
+    async def _end_empty_calls(self) -> None:
+        core = self.core
+        async with core.db.read() as conn:
+            room_ids = await core.rooms.with_empty_calls(conn)
+        for room_id in room_ids:
+            changes = Changes()
+            async with core.db.transaction("call_end_empty") as conn:
+                room = await core.rooms.by_id(conn, room_id)
+                if room is not None:
+                    room = await core.room(conn, room.token, for_update=True)
+                    await call_state.end_if_empty(core, conn, room, changes)
+            await core.announce(changes)

@@ -337,7 +337,12 @@ class ParticipantService:
                         display_name="", participant_type=ParticipantType.GUEST,
                         last_read_message=room.last_message_id)
             if web_session_id is not None:
-                # One session per client: joining again from the same browser replaces the old one.
+                # One session per client: joining again from the same browser replaces the old one,
+                # which leaves the call first.
+                for old in (await core.sessions.of_attendees(conn, [attendee.id]))[attendee.id]:
+                    if old.web_session_id == web_session_id:
+                        current_room = await core.rooms.by_id(conn, room.id) or room
+                        await call_state.leave(core, conn, current_room, attendee, old, changes)
                 await core.sessions.delete_for_web_session(conn, attendee.id, web_session_id)
             session = await core.sessions.create(conn, attendee_id=attendee.id,
                                                  session_id=random_token(SESSION_ID_LENGTH),

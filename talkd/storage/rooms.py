@@ -89,6 +89,15 @@ class RoomStore:
         row = (await conn.execute(query)).first()
         return _room(row) if row else None
 
+    async def with_empty_calls(self, conn: Conn) -> list[int]:
+        """Rooms that have a call but no session in it (their sessions went without leaving it, as when
+        a browser session expires and its room sessions go with it)."""
+        in_call = (sa.select(room_sessions.c.id)
+                   .join(attendees, attendees.c.id == room_sessions.c.attendee_id)
+                   .where(attendees.c.room_id == rooms.c.id, room_sessions.c.in_call > 0))
+        query = sa.select(rooms.c.id).where(rooms.c.call_started_at > 0, ~in_call.exists())
+        return [int(row[0]) for row in await conn.execute(query)]
+
     async def update(self, conn: Conn, room_id: int, **fields: Any) -> None:
         await conn.execute(rooms.update().where(rooms.c.id == room_id).values(**fields))
 

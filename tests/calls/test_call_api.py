@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from talkd.domain.conversation import ActorType, Permission
+from talkd.storage.tables import web_sessions
 from tests.calls.conftest import V4, GuestFactory, call_path, join_room, make_room, room
 from tests.helpers.client import TalkClient
 
@@ -242,3 +243,33 @@ async def test_guest_joins_a_call_in_a_public_conversation(talk: TalkClient, gue
     last = (await room(talk, token, "alice"))["lastMessage"]
     assert last["systemMessage"] == "call_ended"
     assert last["message"].startswith("Call with {user1} and 1 others")
+
+
+async def test_joining_again_from_the_same_browser_leaves_the_call(talk: TalkClient,
+                                                                   guest_client: GuestFactory) -> None:
+    await talk.make_user("alice")
+    token = await make_room(talk, "alice", room_type=3)
+    guest = await guest_client(talk)
+    first = await join_room(guest, token)
+    (await guest.ocs("POST", call_path(token))).expect(200)
+    second = await join_room(guest, token)  # a reload: the old session is replaced
+    assert second != first
+    state = await room(talk, token, "alice")
+    assert not state["hasCall"] and state["lastMessage"]["systemMessage"] == "call_ended"
+
+
+async def test_a_call_whose_sessions_vanished_without_leaving_is_ended(talk: TalkClient,
+                                                                        guest_client: GuestFactory) -> None:
+    await talk.make_user("alice")
+    token = await make_room(talk, "alice", room_type=3)
+    guest = await guest_client(talk)
+    await join_room(guest, token)
+    (await guest.ocs("POST", call_path(token))).expect(200)
+    # The guest's browser session expires: its room sessions go with it (a foreign-key cascade).
+    async with talk.services.db.transaction("test") as conn:
+        await conn.execute(web_sessions.delete())
+    assert (await room(talk, token, "alice"))["hasCall"]
+    await talk.services.calls.expire_sessions()
+    state = await room(talk, token, "alice")
+    assert not state["hasCall"] and state["callFlag"] == 0
+    assert state["lastMessage"]["systemMessage"] == "call_ended"
