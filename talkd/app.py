@@ -18,7 +18,7 @@ from aiohttp import web
 
 from talkd import __version__
 from talkd.api import nextcloud, spreed
-from talkd.api.ocs import chat, core, participants, rooms, signaling
+from talkd.api.ocs import calls, chat, core, participants, rooms, signaling
 from talkd.api.ocs.routing import unknown_ocs_route
 from talkd.bus.base import EventBus
 from talkd.bus.memory import MemoryBus
@@ -29,11 +29,13 @@ from talkd.config import Settings, secret_bytes
 from talkd.crypto import PasswordHashing, random_token
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Authenticator, CredentialCache, Identity, WebSessions
+from talkd.domain.calls import CallService
 from talkd.domain.chat import ChatService
 from talkd.domain.login_flow import LoginFlows
 from talkd.domain.participants import ParticipantService
 from talkd.domain.room_core import RoomCore
 from talkd.domain.rooms import ConversationService
+from talkd.domain.signaling import SignalingService
 from talkd.domain.signaling_settings import SignalingSettingsService
 from talkd.domain.throttle import Throttle
 from talkd.ids import RoomToken
@@ -68,6 +70,9 @@ CHAT_FEATURES = (
     "chat-v2", "system-messages", "mention-flag", "chat-reference-id", "chat-replies", "delete-messages",
     "chat-read-marker", "chat-unread", "reactions", "direct-mention-flag", "silent-send",
 )
+# Seed 004's call capabilities: calls with audio and video, guests signaling through the API, pings
+# carried by signaling pulls (no ping endpoint), and participantFlags.
+CALL_FEATURES = ("audio", "video", "guest-signaling", "no-ping", "in-call-flags")
 
 
 def kept_secret(settings: Settings, filename: str, generate: Callable[[], str]) -> str:
@@ -127,6 +132,11 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, bus:
     conversations = ConversationService(core, accounts, hashing)
     participants = ParticipantService(core, accounts, hashing, throttle, Mailer(settings.mail, public_url(settings)),
                                       secret, settings.limits.max_display_name_length)
+    signaling_config = settings.signaling
+    calls_service = CallService(core, signaling_config.session_ping_timeout)
+    signaling_service = SignalingService(core, internal=signaling_config.mode == "internal",
+                                         pull_timeout=signaling_config.pull_timeout,
+                                         max_payload_bytes=signaling_config.max_payload_bytes)
     services = Services(
         settings=settings, clock=clock, db=db, bus=bus, accounts=accounts,
         auth=Authenticator(accounts=accounts, throttle=throttle, cache=cache), throttle=throttle,
@@ -135,7 +145,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, bus:
         capabilities=capabilities, secret=secret, spreed=build_spreed(settings, clock, bus),
         signaling_settings=SignalingSettingsService(settings.signaling, settings.stun, settings.turn,
                                                     secret=secret, clock=clock),
-        conversations=conversations, participants=participants,
+        conversations=conversations, participants=participants, calls=calls_service, signaling=signaling_service,
         chat=ChatService(core, accounts, settings.limits))
 
     async def room_lookup(token: RoomToken, identity: Identity) -> object | None:
@@ -155,6 +165,13 @@ async def _cleanup(services: Services) -> None:
     await services.login_flows.expire()
     await services.throttle.store.delete_older_than(
         services.clock.now() - services.settings.security.bruteforce_window)
+    await services.signaling.expire_queue()
+
+
+def expiry_interval(settings: Settings) -> float:
+    """How often stale conversation sessions are looked for: a few times per timeout, so a vanished
+    client leaves its call soon after the timeout (at most a third of it late)."""
+    return max(1.0, settings.signaling.session_ping_timeout / 3)
 
 
 async def _every(interval: float, job: Callable[[], Awaitable[object]], clock: Clock) -> None:
@@ -181,7 +198,8 @@ def create_app(services: Services) -> web.Application:
     rooms.router.install(app)
     participants.router.install(app)
     chat.router.install(app)
-    services.capabilities.add_features(*CONVERSATION_FEATURES, *CHAT_FEATURES)
+    calls.router.install(app)
+    services.capabilities.add_features(*CONVERSATION_FEATURES, *CHAT_FEATURES, *CALL_FEATURES)
     app.cleanup_ctx.append(_background)
     return app
 
@@ -194,6 +212,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         # Real time, not the services' clock: a batching interval, not a rule tests move through.
         asyncio.create_task(_every(FLUSH_INTERVAL, services.conversations.core.flush, SystemClock()),
                             name="flush-pings-and-read-markers"),
+        asyncio.create_task(_every(expiry_interval(services.settings), services.calls.expire_sessions,
+                                   services.clock), name="session-expiry"),
     ]
     services.background.extend(tasks)
     await asyncio.sleep(0)  # let the subscriptions start before the first request

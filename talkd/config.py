@@ -157,6 +157,12 @@ class SignalingSettings:
     servers: tuple[str, ...] = _opt((), "external signaling server URLs (https:// or wss://), for external mode")
     secret: str = _opt("", "secret shared with the external signaling servers", secret=True)
     sip_dialin_info: str = _opt("", "SIP dial-in information for conversations (free text: phone numbers, PIN use)")
+    session_ping_timeout: int = _opt(60, "seconds a conversation session may go without a ping (a signaling or "
+                                     "chat pull) before it leaves its call and the conversation")
+    pull_timeout: float = _opt(30.0, "seconds GET /signaling/{token} waits for messages before answering "
+                               "(Talk's 30)")
+    max_payload_bytes: int = _opt(65536, "largest `messages` field of POST /signaling/{token} in bytes "
+                                  "(larger: 413)")
 
 
 @dataclass(frozen=True)
@@ -467,6 +473,13 @@ def _validate_calls(settings: Settings) -> None:
                                  ("turn.protocols", turn.protocols, {"udp", "tcp"})):
         if not values or not set(values) <= allowed:
             raise ConfigError(f"{key}: expected one or both of {', '.join(sorted(allowed))}, got {list(values)}")
+    if signaling.session_ping_timeout < 2:
+        raise ConfigError("signaling.session_ping_timeout: must be at least 2 seconds")
+    if not 0 <= signaling.pull_timeout < signaling.session_ping_timeout:
+        raise ConfigError("signaling.pull_timeout: must be between 0 and signaling.session_ping_timeout "
+                          "(a waiting client must ping again before its session expires)")
+    if signaling.max_payload_bytes < 1024:
+        raise ConfigError("signaling.max_payload_bytes: must be at least 1024")
     if not 60 <= turn.credential_ttl <= 30 * 86400:
         raise ConfigError("turn.credential_ttl: must be between 60 seconds and 30 days")
 

@@ -16,10 +16,12 @@ from talkd.clock import Clock
 from talkd.config import Settings
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Authenticator, Identity, WebSessions
+from talkd.domain.calls import CallService
 from talkd.domain.chat import ChatService
 from talkd.domain.login_flow import LoginFlows
 from talkd.domain.participants import ParticipantService
 from talkd.domain.rooms import ConversationService
+from talkd.domain.signaling import SignalingService
 from talkd.domain.signaling_settings import SignalingSettingsService
 from talkd.domain.throttle import Throttle
 from talkd.ids import RoomToken
@@ -55,6 +57,8 @@ class Services:
     conversations: ConversationService
     participants: ParticipantService
     chat: ChatService
+    calls: CallService
+    signaling: SignalingService
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     room_lookup: RoomLookup = field(default=no_rooms)

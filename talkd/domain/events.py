@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talkd.bus.base import ACCOUNTS, ROOM, USER, Event, topic
+from talkd.bus.base import ACCOUNTS, ROOM, SESSION, USER, Event, topic
 from talkd.ids import AppPasswordId, UserId
 
 ACCOUNTS_TOPIC = topic(ACCOUNTS)
@@ -38,3 +38,13 @@ def chat_message(token: str, message_id: int) -> Event:
 def rooms_changed(user_id: str) -> Event:
     """The user's room list changed (a room appeared, went away or changed)."""
     return {"type": "rooms-changed", "userId": user_id}
+
+
+def session_topic(session_pk: int) -> str:
+    """A room session's topic, named by its row id (the 512-character session id is not a key)."""
+    return topic(SESSION, str(session_pk))
+
+
+def signaling_queued(session_pk: int) -> Event:
+    """Internal-signaling messages were queued for the session."""
+    return {"type": "signaling", "session": session_pk}

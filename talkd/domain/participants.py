@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from talkd.crypto import PasswordHashing, keyed_hash, random_token
+from talkd.domain import call_state
 from talkd.domain.accounts import AccountService, validate_email
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import (
@@ -58,6 +59,23 @@ class Joined:
 
 def _user_ref(attendee: Attendee) -> dict[str, str]:
     return actor_ref(attendee)
+
+
+async def end_session(core: RoomCore, conn: AsyncConnection, room: Room, attendee: Attendee,
+                      session: Session | None, changes: Changes) -> None:
+    """A conversation session ends (its client left, or stopped pinging): it leaves the call first.
+    Self-joined users and guests stop being attendees when their last session ends; guest moderators
+    and invited people are kept."""
+    if session is not None:
+        await call_state.leave(core, conn, room, attendee, session, changes)
+        await core.sessions.delete(conn, session.id)
+        changes.room(room)
+    remaining = (await core.sessions.of_attendees(conn, [attendee.id]))[attendee.id]
+    if not remaining and attendee.participant_type in (ParticipantType.USER_SELF_JOINED, ParticipantType.GUEST):
+        await core.attendees.delete(conn, attendee.id)
+        changes.room(room)
+        if attendee.actor_type == ActorType.USERS:
+            changes.user(attendee.actor_id)
 
 
 class ParticipantService:
@@ -228,6 +246,7 @@ class ParticipantService:
     async def _drop(self, conn: AsyncConnection, room: Room, target: Attendee, actor: Attendee,
                     changes: Changes) -> None:
         core = self.core
+        await call_state.leave_all_sessions(core, conn, room, target, changes)
         await core.attendees.delete(conn, target.id)
         changes.room(room)
         if target.actor_type == ActorType.USERS:
@@ -340,7 +359,12 @@ class ParticipantService:
                         display_name="", participant_type=ParticipantType.GUEST,
                         last_read_message=room.last_message_id)
             if web_session_id is not None:
-                # One session per client: joining again from the same browser replaces the old one.
+                # One session per client: joining again from the same browser replaces the old one,
+                # which leaves the call first.
+                for old in (await core.sessions.of_attendees(conn, [attendee.id]))[attendee.id]:
+                    if old.web_session_id == web_session_id:
+                        current_room = await core.rooms.by_id(conn, room.id) or room
+                        await call_state.leave(core, conn, current_room, attendee, old, changes)
                 await core.sessions.delete_for_web_session(conn, attendee.id, web_session_id)
             session = await core.sessions.create(conn, attendee_id=attendee.id,
                                                  session_id=random_token(SESSION_ID_LENGTH),
@@ -365,16 +389,7 @@ class ParticipantService:
             room, participant = await core.access(conn, token, identity, Action.VIEW)
             if participant is None:
                 return
-            if participant.session is not None:
-                await core.sessions.delete(conn, participant.session.id)
-                changes.room(room)
-            remaining = (await core.sessions.of_attendees(conn, [participant.attendee.id]))[participant.attendee.id]
-            kind = participant.attendee.participant_type
-            if not remaining and kind in (ParticipantType.USER_SELF_JOINED, ParticipantType.GUEST):
-                await core.attendees.delete(conn, participant.attendee.id)
-                changes.room(room)
-                if participant.attendee.actor_type == ActorType.USERS:
-                    changes.user(participant.attendee.actor_id)
+            await end_session(core, conn, room, participant.attendee, participant.session, changes)
         await core.announce(changes)
 
     async def set_guest_name(self, identity: Identity, token: str, display_name: str) -> None:

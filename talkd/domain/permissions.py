@@ -10,6 +10,8 @@ the permission-matrix test walks this table through the HTTP API.
     moderator (types 1, 2, 6)→ everything about the room and the attendee list, deleting it too
     logged-in moderator      → the actions Talk reserves for accounts (types 1, 2): adding people,
                                opening or closing the room to guests, read-only and lobby states
+    call actions             → additionally refused in read-only rooms (403) and, for non-moderators
+                               without the lobby-ignore permission, behind the lobby (412)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import enum
 
 from talkd.domain.conversation import (
     MODERATOR_TYPES,
+    InCall,
     LobbyState,
     Participant,
     ParticipantType,
@@ -54,6 +57,12 @@ class Action(enum.Enum):
     READ_CHAT = "read-chat"
     POST_CHAT = "post-chat"
     DELETE_ANY_MESSAGE = "delete-any-message"
+    VIEW_CALL = "view-call"
+    JOIN_CALL = "join-call"            # also: change one's in-call flags
+    LEAVE_CALL = "leave-call"
+    END_CALL_FOR_ALL = "end-call-for-all"
+    SIGNAL = "signal"                  # internal signaling: send to and pull for one's own session
+    SIGNAL_CONTROL = "signal-control"  # signaling messages of type "control" (mute or remove others)
 
 
 class Role(enum.IntEnum):
@@ -92,7 +101,17 @@ NEEDS: dict[Action, Role] = {
     Action.READ_CHAT: Role.GUEST,
     Action.POST_CHAT: Role.GUEST,
     Action.DELETE_ANY_MESSAGE: Role.MODERATOR,
+    Action.VIEW_CALL: Role.GUEST,
+    Action.JOIN_CALL: Role.GUEST,
+    Action.LEAVE_CALL: Role.GUEST,
+    Action.END_CALL_FOR_ALL: Role.MODERATOR,
+    Action.SIGNAL: Role.GUEST,
+    Action.SIGNAL_CONTROL: Role.MODERATOR,
 }
+
+# Actions of the call API, which Talk refuses in read-only conversations (403) and, for those the
+# lobby keeps out, while the lobby is on (412) - checked in this order, after "not a participant" (404).
+CALL_ACTIONS = frozenset({Action.VIEW_CALL, Action.JOIN_CALL, Action.LEAVE_CALL, Action.END_CALL_FOR_ALL})
 
 
 def role_of(participant: Participant | None) -> Role:
@@ -120,6 +139,8 @@ def require(action: Action, room: Room, participant: Participant | None) -> None
     role = role_of(participant)
     needed = NEEDS[action]
     if role >= needed:
+        if action in CALL_ACTIONS:
+            _require_call_allowed(room, participant, role)
         return
     if role is Role.OUTSIDER:
         raise NotFound("Not a participant of this conversation")
@@ -146,6 +167,33 @@ def lobby_blocks(room: Room, participant: Participant | None) -> bool:
     if participant is None:
         return True
     return not (participant.is_moderator or participant.attendee.permissions & Permission.LOBBY_IGNORE)
+
+
+def _require_call_allowed(room: Room, participant: Participant | None, role: Role) -> None:
+    if room.read_only == ReadOnly.READ_ONLY:
+        raise Forbidden("The conversation is read-only", reason="read-only")
+    if room.lobby_state == LobbyState.MODERATORS_ONLY and role < Role.MODERATOR:
+        ignores_lobby = participant is not None and participant.attendee.permissions & Permission.LOBBY_IGNORE
+        if not ignores_lobby:
+            raise PreconditionFailed("The lobby is active", reason="lobby")
+
+
+def require_call_permission(permissions: int, *, call_running: bool) -> None:
+    """Starting a call needs the "start call" permission, joining a running one "join call"
+    (`permissions`: the caller's effective attendee permissions)."""
+    needed = Permission.CALL_JOIN if call_running else Permission.CALL_START
+    if not permissions & needed:
+        raise Forbidden("Missing the permission to " + ("join" if call_running else "start") + " the call",
+                        reason="no-call-permission")
+
+
+def call_flags_allowed(permissions: int, flags: int) -> int:
+    """In-call flags as the caller may publish: audio and video only with their publish permissions."""
+    if not permissions & Permission.PUBLISH_AUDIO:
+        flags &= ~int(InCall.WITH_AUDIO)
+    if not permissions & Permission.PUBLISH_VIDEO:
+        flags &= ~int(InCall.WITH_VIDEO)
+    return flags
 
 
 def can(action: Action, room: Room, participant: Participant | None) -> bool:

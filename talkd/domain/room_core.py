@@ -36,6 +36,7 @@ class Changes:
     rooms: set[str] = field(default_factory=set)
     users: set[str] = field(default_factory=set)
     messages: dict[str, int] = field(default_factory=dict)
+    sessions: set[int] = field(default_factory=set)  # room sessions with newly queued signaling messages
 
     def room(self, room: Room) -> None:
         self.rooms.add(room.token)
@@ -182,6 +183,8 @@ class RoomCore:
     async def announce(self, changes: Changes) -> None:
         for token, message_id in changes.messages.items():
             await self.bus.publish(events.room_topic(token), events.chat_message(token, message_id))
+        for session_pk in changes.sessions:
+            await self.bus.publish(events.session_topic(session_pk), events.signaling_queued(session_pk))
         for token in changes.rooms:
             await self.bus.publish(events.room_topic(token), events.room_changed(token))
         for user_id in changes.users:

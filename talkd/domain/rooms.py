@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from talkd.crypto import PasswordHashing, random_token
+from talkd.domain import call_state
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import (
@@ -330,6 +331,7 @@ class ConversationService:
             if not public:
                 for attendee in await core.attendees.of_room(conn, room.id):
                     if attendee.is_guest or attendee.participant_type == ParticipantType.USER_SELF_JOINED:
+                        await call_state.leave_all_sessions(core, conn, room, attendee, changes)
                         await core.attendees.delete(conn, attendee.id)
             await core.system_message(conn, room, participant.attendee,
                                       "guests_allowed" if public else "guests_disallowed", changes)
@@ -367,6 +369,10 @@ class ConversationService:
                 raise InvalidInput("Only group and public conversations can be read-only", reason="wrong-room-type")
             assert participant is not None
             if state != room.read_only:
+                if state == ReadOnly.READ_ONLY:
+                    # As Talk does: a read-only conversation has no call, so everyone in it is sent out.
+                    await call_state.end_for_everyone(core, conn, room, participant.attendee, changes,
+                                                      name="call_ended")
                 await core.rooms.update(conn, room.id, read_only=state)
                 await core.system_message(conn, room, participant.attendee,
                                           "read_only" if state else "read_only_off", changes)

@@ -36,6 +36,7 @@ SYSTEM_TEXTS: dict[str, str] = {
     "call_joined": "{actor} joined the call",
     "call_left": "{actor} left the call",
     "call_ended": "Call with {participants} (Duration {duration})",
+    "call_ended_everyone": "{actor} ended the call with {participants} (Duration {duration})",
     "guests_allowed": "{actor} allowed guests",
     "guests_disallowed": "{actor} disallowed guests",
     "password_set": "{actor} set a password",
@@ -76,7 +77,7 @@ def render_system(name: str, actor: ActorRef, values: dict[str, Any]) -> tuple[s
     if name == "conversation_renamed":
         text = text.replace("{oldName}", str(values.get("oldName", ""))).replace("{newName}",
                                                                                 str(values.get("newName", "")))
-    if name == "call_ended":
+    if name in ("call_ended", "call_ended_everyone"):
         people = [rich_actor(ref) for ref in values.get("users", []) if isinstance(ref, dict)]
         placeholders = []
         for index, person in enumerate(people[:5], start=1):
@@ -87,5 +88,6 @@ def render_system(name: str, actor: ActorRef, values: dict[str, Any]) -> tuple[s
             if placeholders else "guests"
         if others > 0 and placeholders:
             names = ", ".join(placeholders) + f" and {others} others"
-        text = f"Call with {names} (Duration {_duration(int(values.get('duration', 0)))})"
+        summary = f"{names} (Duration {_duration(int(values.get('duration', 0)))})"
+        text = f"Call with {summary}" if name == "call_ended" else f"{{actor}} ended the call with {summary}"
     return text, parameters

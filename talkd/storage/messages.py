@@ -92,3 +92,16 @@ class MessageStore:
         if "verb" in fields:
             fields["verb"] = Verb(fields["verb"]).value
         await conn.execute(messages.update().where(messages.c.id == message_id).values(**fields))
+
+    async def system_actors(self, conn: AsyncConnection, room_id: int, names: list[str], *, since: int
+                            ) -> list[tuple[str, str, str]]:
+        """(actor type, id, display name) of who wrote the named system messages at or after `since`,
+        each once, in order of first appearance (a call's participants, from its call_* messages)."""
+        query = (sa.select(messages.c.actor_type, messages.c.actor_id, messages.c.actor_display_name)
+                 .where(messages.c.room_id == room_id, messages.c.verb == Verb.SYSTEM.value,
+                        messages.c.message.in_(names), messages.c.created_at >= since)
+                 .order_by(messages.c.id))
+        seen: dict[tuple[str, str], str] = {}
+        for row in await conn.execute(query):
+            seen.setdefault((row.actor_type, row.actor_id), row.actor_display_name)
+        return [(kind, actor_id, name) for (kind, actor_id), name in seen.items()]

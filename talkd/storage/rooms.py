@@ -46,6 +46,13 @@ def _session(row: Any) -> Session:
                    web_session_id=row.web_session_id, in_call=row.in_call, last_ping=int(row.last_ping))
 
 
+class _Row:
+    """Attribute access over a dict, so joined rows reuse the row mappers."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+
 _ROOM_DEFAULTS: dict[str, Any] = {
     "description": "", "password_hash": "", "read_only": 0, "lobby_state": 0, "lobby_timer": 0,
     "object_type": "", "object_id": "", "last_message_id": 0, "call_started_at": 0, "call_flag": 0,
@@ -94,6 +101,15 @@ class RoomStore:
         query = sa.select(rooms).where(rooms.c.type == int(RoomType.ONE_TO_ONE), rooms.c.name == name)
         row = (await conn.execute(query)).first()
         return _room(row) if row else None
+
+    async def with_empty_calls(self, conn: Conn) -> list[int]:
+        """Rooms that have a call but no session in it (their sessions went without leaving it, as when
+        a browser session expires and its room sessions go with it)."""
+        in_call = (sa.select(room_sessions.c.id)
+                   .join(attendees, attendees.c.id == room_sessions.c.attendee_id)
+                   .where(attendees.c.room_id == rooms.c.id, room_sessions.c.in_call > 0))
+        query = sa.select(rooms.c.id).where(rooms.c.call_started_at > 0, ~in_call.exists())
+        return [int(row[0]) for row in await conn.execute(query)]
 
     async def update(self, conn: Conn, room_id: int, **fields: Any) -> None:
         await conn.execute(rooms.update().where(rooms.c.id == room_id).values(**fields))
@@ -239,6 +255,34 @@ class SessionStore:
 
     async def update(self, conn: Conn, session_pk: int, **fields: Any) -> None:
         await conn.execute(room_sessions.update().where(room_sessions.c.id == session_pk).values(**fields))
+
+    async def by_pk(self, conn: Conn, session_pk: int) -> Session | None:
+        row = (await conn.execute(sa.select(room_sessions).where(room_sessions.c.id == session_pk))).first()
+        return _session(row) if row else None
+
+    async def of_room(self, conn: Conn, room_id: int, *, in_call: bool = False, pinged_after: int | None = None
+                      ) -> list[tuple[Attendee, Session]]:
+        """Every session in the room with its attendee, oldest session first; only those in the call
+        or pinged after a time when asked."""
+        query = (sa.select(room_sessions, *[c.label(f"a_{c.name}") for c in attendees.c])
+                 .join(attendees, attendees.c.id == room_sessions.c.attendee_id)
+                 .where(attendees.c.room_id == room_id).order_by(room_sessions.c.id))
+        if in_call:
+            query = query.where(room_sessions.c.in_call > 0)
+        if pinged_after is not None:
+            query = query.where(room_sessions.c.last_ping > pinged_after)
+        found = []
+        for row in await conn.execute(query):
+            fields = {c.name: getattr(row, f"a_{c.name}") for c in attendees.c}
+            found.append((_attendee(_Row(fields)), _session(row)))
+        return found
+
+    async def stale(self, conn: Conn, pinged_before: int) -> list[tuple[int, int]]:
+        """(room id, session pk) of every session whose last ping is older than `pinged_before`."""
+        query = (sa.select(attendees.c.room_id, room_sessions.c.id)
+                 .join(attendees, attendees.c.id == room_sessions.c.attendee_id)
+                 .where(room_sessions.c.last_ping < pinged_before).order_by(room_sessions.c.id))
+        return [(int(row[0]), int(row[1])) for row in await conn.execute(query)]
 
     async def counts_by_actor_type(self, conn: Conn, room_id: int) -> dict[str, int]:
         """How many users and how many guests have at least one session in the room."""

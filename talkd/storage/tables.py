@@ -196,3 +196,17 @@ reactions = Table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("message_id", "actor_type", "actor_id", "reaction"),
 )
+
+# Internal signaling: messages queued for one room session until its next pull (Talk's
+# talk_internalsignaling). Rows go with their recipient's session; waiting happens on the bus.
+signaling_messages = Table(
+    "signaling_messages",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("recipient_id", Integer, ForeignKey("room_sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("sender", String(512), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_signaling_messages_recipient_id_id", "recipient_id", "id"),
+    Index("ix_signaling_messages_created_at", "created_at"),
+)

@@ -24,7 +24,8 @@ from tests.helpers.client import TalkClient
 
 class ShiftedClock(SystemClock):
     """Real time plus an offset a test moves forward; sleeps are real, and short ones (the throttle's,
-    not the hour-long waits of background jobs) are recorded."""
+    at most bruteforce_max_delay = 0.05 s in tests; not the waits of background jobs, which are a
+    second or more) are recorded."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -40,7 +41,7 @@ class ShiftedClock(SystemClock):
         return time.monotonic() + self.offset
 
     async def sleep(self, seconds: float) -> None:
-        if seconds < 60:
+        if seconds < 1:
             self.throttle_sleeps.append(seconds)
         await asyncio.sleep(seconds)
 

@@ -1,14 +1,19 @@
-"""Talk's signaling API: the settings a client fetches before a call, in v1..v3
-(/apps/spreed/api/v{1,2,3}/signaling/settings). Internal signaling joins this module later."""
+"""Talk's signaling API, v1..v3: the settings a client fetches before a call
+(/apps/spreed/api/v{1,2,3}/signaling/settings) and internal signaling (/signaling/{token}: POST sends
+messages to other sessions of the conversation, GET long-polls for the caller's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from talkd.api.ocs.call_serializers import pulled_data
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from talkd.api.ocs.serializers import signaling_settings_data
-from talkd.errors import NotFound
+from talkd.errors import InvalidInput, NotFound
 from talkd.ids import RoomToken
+from talkd.protocol.ocs import OcsResult
 
 router = OcsRouter()
 
@@ -26,3 +31,24 @@ async def signaling_settings(req: OcsRequest) -> Any:
         raise NotFound("Conversation not found")
     config = req.services.signaling_settings.for_caller(req.identity.user_id, room)
     return signaling_settings_data(config, api_version)
+
+
+# Declared after /signaling/settings, so "settings" is never taken for a conversation token.
+SIGNALING = "/apps/spreed/api/{apiVersion:v[1-3]}/signaling/{token}"
+
+
+@router.post(SIGNALING, access=Access.PUBLIC)
+async def send_messages(req: OcsRequest) -> list[Any]:
+    raw = req.params.raw("messages")
+    if isinstance(raw, list):
+        raw = orjson.dumps(raw).decode()  # a JSON body may carry the list itself rather than its encoding
+    if not isinstance(raw, str) or not raw:
+        raise InvalidInput("Missing parameter messages", reason="missing-messages")
+    await req.services.signaling.send(req.identity, req.match("token"), raw)
+    return []
+
+
+@router.get(SIGNALING, access=Access.PUBLIC)
+async def pull_messages(req: OcsRequest) -> OcsResult:
+    pulled = await req.services.signaling.pull(req.identity, req.match("token"))
+    return OcsResult(data=pulled_data(pulled), status=pulled.status)

@@ -1,0 +1,99 @@
+"""Carries WebRtcPeer messages through talkd's internal signaling, as Talk's web client does: each
+message is POSTed to /signaling/{token} addressed `to` the other session, and a pump per peer
+long-polls GET /signaling/{token} and hands what arrives to its peer. Same interface as MemoryRelay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tests.helpers.client import TalkClient
+from tests.helpers.webrtc_peer import Message, Send, WebRtcPeer
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One side of the call: the HTTP client it speaks through (a user or a guest's cookie jar)."""
+
+    talk: TalkClient
+    token: str
+    session_id: str
+    user: str | None = None
+
+    def path(self) -> str:
+        return f"/apps/spreed/api/v3/signaling/{self.token}"
+
+
+class TalkSignalingRelay:
+    def __init__(self) -> None:
+        self.peers: dict[str, WebRtcPeer] = {}
+        self.log: list[tuple[str, str, Message]] = []  # (from session, to session, inner message) as received
+        self.sent: list[tuple[str, str, Message]] = []  # the same, as accepted by talkd (POST answered 200)
+        self._progress = asyncio.Condition()
+        self.users_in_room: dict[str, list[dict[str, Any]]] = {}
+        self._endpoints: dict[str, Endpoint] = {}
+        self._pumps: list[asyncio.Task[None]] = []
+
+    def sender(self, me: Endpoint, other: Endpoint) -> Send:
+        async def send(message: Message) -> None:
+            inner = {**message, "to": other.session_id}
+            batch = [{"ev": "message", "sessionId": me.session_id, "fn": orjson.dumps(inner).decode()}]
+            reply = await me.talk.ocs("POST", me.path(), user=me.user, json={"messages": orjson.dumps(batch).decode()})
+            reply.expect(200)
+            async with self._progress:
+                self.sent.append((me.session_id, other.session_id, message))
+                self._progress.notify_all()
+        return send
+
+    def attach(self, peer: WebRtcPeer, endpoint: Endpoint) -> None:
+        self.peers[peer.name] = peer
+        self._endpoints[peer.name] = endpoint
+        self._pumps.append(asyncio.create_task(self._pump(peer, endpoint), name=f"signaling-to-{peer.name}"))
+
+    async def _pump(self, peer: WebRtcPeer, me: Endpoint) -> None:
+        while True:
+            reply = await me.talk.ocs("GET", me.path(), user=me.user)
+            reply.expect(200)
+            for item in reply.data:
+                if item["type"] == "usersInRoom":
+                    self.users_in_room[peer.name] = item["data"]
+                    continue
+                inner = orjson.loads(item["data"])
+                async with self._progress:
+                    self.log.append((inner.pop("from"), inner.pop("to"), inner))
+                    self._progress.notify_all()
+                await peer.handle(inner)
+
+    async def drain(self, timeout: float) -> None:
+        """Until everything talkd accepted has been received (a call may connect before the last
+        candidates arrive)."""
+        async with asyncio.timeout(timeout), self._progress:
+            await self._progress.wait_for(lambda: len(self.log) >= len(self.sent))
+
+    async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
+        """Until every event is set; a pump failing (a refused request, a peer error) ends the wait."""
+        pending = {asyncio.create_task(event.wait()) for event in events}
+        pumps = set(self._pumps)
+        try:
+            async with asyncio.timeout(timeout):
+                while pending:
+                    done, rest = await asyncio.wait(pending | pumps, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done & pumps:
+                        task.result()
+                    pending = rest - pumps
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def close(self) -> None:
+        for pump in self._pumps:
+            pump.cancel()
+        for pump in self._pumps:
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        for peer in self.peers.values():
+            await peer.close()
