@@ -223,6 +223,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    await services.chat.watches.close()
     try:
         await services.conversations.core.flush()  # what the last interval batched
     except Exception:

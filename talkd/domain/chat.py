@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from talkd.bus.waiter import wait_for
 from talkd.config import LimitsSettings
-from talkd.domain import events
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
 from talkd.domain.chat_tail import ChatTail, TailEntry
@@ -25,6 +23,7 @@ from talkd.domain.mentions import find_mentions, render_mentions
 from talkd.domain.model import User
 from talkd.domain.permissions import Action, require, require_chat
 from talkd.domain.room_core import Changes, RoomCore, actor_ref
+from talkd.domain.room_watch import RoomWatches, Watch
 from talkd.errors import InvalidInput, NotAllowedHere, NotFound, TooLarge
 from talkd.storage.reactions import Reaction, ReactionStore
 
@@ -66,6 +65,7 @@ class ChatService:
         self.reactions = ReactionStore()
         self.tail = ChatTail()
         self.writer = ChatWriter(core)
+        self.watches = RoomWatches(core.bus)
 
     # Sending --------------------------------------------------------------------------------------
 
@@ -81,24 +81,32 @@ class ChatService:
             raise InvalidInput("The display name is too long", reason="invalid-display-name")
         core = self.core
         accounts = await self._mentioned_accounts(text)
-        async with core.db.read() as conn:
-            room, participant = await core.access(conn, token, identity, Action.POST_CHAT, with_session=False)
+        watch = self.watches.peek(token)
+        cached = watch.access.get(identity.user.id) if watch and watch.known and identity.user else None
+        resolved: dict[str, tuple[dict[str, str], Attendee | None]] = {}
+        mentioned: list[tuple[int, bool]] = []
+        parent = None
+        if cached is not None and not reply_to and not find_mentions(text):
+            # A watched room: its access rows are exact while the watch runs (see room_watch.py).
+            room, attendee = cached
+            participant = Participant(room, core.fresh(attendee))
             require_chat(room, participant, write=True)
-            assert participant is not None
             author = participant.attendee
-            resolved = await self._resolve_mentions(conn, room, text, accounts)
-            parent = None
-            if reply_to:
-                parent = await core.messages.get(conn, room.id, reply_to)
-                if parent is None or parent.verb != Verb.COMMENT:
-                    raise InvalidInput("The message to reply to cannot be replied to", reason="invalid-reply")
-            mentioned: list[tuple[int, bool]] = []
-            if resolved:
-                direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
-                everyone = "all" in resolved
-                for attendee in await core.attendees.of_room(conn, room.id):
-                    if attendee.id != author.id and (attendee.id in direct or everyone):
-                        mentioned.append((attendee.id, attendee.id in direct))
+        else:
+            async with core.db.read() as conn:
+                room, participant = await self._chat_access(conn, token, identity, write=True)
+                author = participant.attendee
+                resolved = await self._resolve_mentions(conn, room, text, accounts)
+                if reply_to:
+                    parent = await core.messages.get(conn, room.id, reply_to)
+                    if parent is None or parent.verb != Verb.COMMENT:
+                        raise InvalidInput("The message to reply to cannot be replied to", reason="invalid-reply")
+                if resolved:
+                    direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
+                    everyone = "all" in resolved
+                    for attendee in await core.attendees.of_room(conn, room.id):
+                        if attendee.id != author.id and (attendee.id in direct or everyone):
+                            mentioned.append((attendee.id, attendee.id in direct))
         rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
         parameters: dict[str, object] = {}
         if rich:
@@ -161,45 +169,73 @@ class ChatService:
         core = self.core
         limit = min(max(limit, 1), HISTORY_MAX_LIMIT)
         timeout = min(max(timeout, 0), WAIT_MAX_TIMEOUT)
-        async with core.db.read() as conn:
-            room, participant = await core.access(conn, token, identity, Action.READ_CHAT,
-                                                  with_session=identity.user is None)
-            require_chat(room, participant, write=False)
-            assert participant is not None
-            core.touch(participant)
-            if not look_into_future:
+        if not look_into_future:
+            async with core.db.read() as conn:
+                room, participant = await self._chat_access(conn, token, identity, write=False)
+                core.touch(participant)
                 before = last_known + 1 if include_last_known and last_known else (last_known or None)
                 found = await core.messages.history(conn, room.id, before=before, limit=limit)
                 return await self._page(conn, room, found, participant)
-        after = last_known - 1 if include_last_known and last_known > 0 else last_known
-        # The newest id this waiter knows exists: the room's last message, then what events announce.
-        known_top = [room.last_message_id]
-
-        async def load(since: int, count: int) -> list[TailEntry]:
+        if self.watches.peek(token) is None:
+            # Check before watching, so that unknown rooms and outsiders never start a watch.
             async with core.db.read() as conn:
-                fresh = await core.messages.after(conn, room.id, after=since, limit=count)
-                return await self._entries(conn, fresh)
+                await self._chat_access(conn, token, identity, write=False)
+        after = last_known - 1 if include_last_known and last_known > 0 else last_known
+        async with self.watches.watching(token) as watch:
+            room, participant = await self._watched_access(watch, token, identity)
+            core.touch(participant)
 
-        async def newer() -> list[TailEntry] | None:
-            if known_top[0] <= after:
-                return None
-            return await self.tail.after(room.id, after, limit, until=known_top[0], load=load) or None
+            async def load(since: int, count: int) -> list[TailEntry]:
+                async with core.db.read() as conn:
+                    fresh = await core.messages.after(conn, room.id, after=since, limit=count)
+                    return await self._entries(conn, fresh)
 
-        def relevant(event: dict[str, object]) -> bool:
-            value = event.get("id")
-            if event.get("type") != "message" or not isinstance(value, int) or value <= after:
-                return False
-            known_top[0] = max(known_top[0], value)
-            return True
-
-        entries = await wait_for(core.bus, [events.room_topic(room.token)], newer, timeout=timeout,
-                                 clock=core.clock, wake=relevant) or []
+            deadline = core.clock.monotonic() + timeout
+            entries: list[TailEntry] = []
+            while True:
+                if watch.high_water > after:
+                    entries = await self.tail.after(room.id, after, limit, until=watch.high_water, load=load)
+                    if entries:
+                        break
+                remaining = deadline - core.clock.monotonic()
+                if remaining <= 0:
+                    break
+                await watch.wait(remaining)
+                if not watch.known:
+                    # The watch lost events (overflow) or restarted: learn the newest id from storage.
+                    room, participant = await self._watched_access(watch, token, identity)
         if entries and set_read_marker:
             core.advance_read_marker(participant.attendee, entries[-1].id)
         attendee = participant.attendee
         return ChatPage(room, [e.message for e in entries], {e.parent.id: e.parent for e in entries if e.parent},
                         {e.id: e.reactions for e in entries if e.reactions},
                         (attendee.actor_type.value, attendee.actor_id))
+
+    async def _chat_access(self, conn: AsyncConnection, token: str, identity: Identity, *, write: bool
+                           ) -> tuple[Room, Participant]:
+        room, participant = await self.core.access(conn, token, identity,
+                                                   Action.POST_CHAT if write else Action.READ_CHAT,
+                                                   with_session=identity.user is None)
+        require_chat(room, participant, write=write)
+        assert participant is not None
+        return room, participant
+
+    async def _watched_access(self, watch: Watch, token: str, identity: Identity) -> tuple[Room, Participant]:
+        """The caller's access, from the watch's cache for users when it has them, else from storage
+        (which also tells the watch the newest message id, read after its subscription started)."""
+        user = identity.user
+        cached = watch.access.get(user.id) if user is not None and watch.known else None
+        if cached is not None:
+            room, attendee = cached
+            participant = Participant(room, self.core.fresh(attendee))
+            require_chat(room, participant, write=False)
+            return room, participant
+        async with self.core.db.read() as conn:
+            room, participant = await self._chat_access(conn, token, identity, write=False)
+        watch.learn(room)
+        if user is not None:
+            watch.access[user.id] = (room, participant.attendee)
+        return room, participant
 
     async def _entries(self, conn: AsyncConnection, found: list[ChatMessage]) -> list[TailEntry]:
         """Messages with their reactions and parents, read in two queries for the whole batch."""

@@ -243,10 +243,10 @@ async def test_waiting_advances_the_read_marker_unless_asked_not_to(talk: TalkCl
 
 
 async def _subscribed(talk: TalkClient, token: str, count: int = 1) -> None:
-    """Until `count` waiters sleep on the room's topic (the bus is the only thing they wait on)."""
-    topic = f"room.{token}"
+    """Until `count` requests wait in the room (on its watch, which follows the room's bus topic)."""
     for _ in range(500):
-        if talk.services.bus.subscriber_count(topic) >= count:  # type: ignore[attr-defined]
+        watch = talk.services.chat.watches.peek(token)
+        if watch is not None and watch.waiters >= count:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the waiter never subscribed")

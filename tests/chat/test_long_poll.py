@@ -39,6 +39,12 @@ def _bus(talk: TalkClient) -> MemoryBus:
     return bus
 
 
+def _waiting(talk: TalkClient, token: str) -> int:
+    """Requests waiting in the room: they share one watch, which holds the room's one subscription."""
+    watch = talk.services.chat.watches.peek(token)
+    return watch.waiters if watch is not None else 0
+
+
 async def _until(predicate: Any, what: str, attempts: int = 500) -> None:
     """Poll a condition that must come true soon (a hang guard, not a timing assertion)."""
     for _ in range(attempts):
@@ -96,7 +102,7 @@ async def test_concurrent_posts_reach_every_waiter_exactly_once_in_order(talk: T
         return [(await send(talk, token, user, f"s{n}-{i}"))["id"] for i in range(PER_SENDER)]
 
     waiters = [asyncio.create_task(waiter(users[i % len(users)], WAITER_LIMITS[i])) for i in range(WAITERS)]
-    await _until(lambda: _bus(talk).subscriber_count(f"room.{token}") == WAITERS, "all waiters subscribed")
+    await _until(lambda: _waiting(talk, token) == WAITERS, "all waiters wait")
     sent_lists = await asyncio.gather(*(sender(n) for n in range(SENDERS)))
     collected = await asyncio.wait_for(asyncio.gather(*waiters), 120)  # a lost message would hang: fail instead
 
@@ -133,7 +139,7 @@ async def test_waiters_in_many_rooms_get_only_their_rooms(talk: TalkClient) -> N
         return [m["message"] for m in reply.expect(200).data]
 
     waiters = {t: asyncio.create_task(wait(t)) for t in tokens}
-    await _until(lambda: all(_bus(talk).subscriber_count(f"room.{t}") for t in tokens), "waiters subscribed")
+    await _until(lambda: all(_waiting(talk, t) for t in tokens), "waiters wait")
     await asyncio.gather(*(send(talk, t, "alice", f"for {t}") for t in reversed(tokens)))
     for token, task in waiters.items():
         assert await task == [f"for {token}"]

@@ -1,0 +1,140 @@
+"""One bus subscription per busy room and process, shared by every request waiting there.
+
+A room with waiters in this process is watched: the watch follows the room's topic and keeps the
+newest message id announced (`high_water`) and, for users, the room and attendee rows their access
+check read. While the watch runs without a gap, both stay exact: every commit is announced after it
+happens, and every change to the room or its attendees announces `room-changed`, which empties the
+cache. So a long poll that arrives at a watched room costs no query at all to check access and to
+see whether anything is new; only new messages are read, once, by the chat tail.
+
+A watch lingers a little after its last waiter leaves, because long-poll clients come straight back.
+If its subscription overflows (events lost), the watch forgets what it knew and the next request
+reads storage again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from talkd.bus.base import EventBus, Subscription
+from talkd.domain import events
+from talkd.domain.conversation import Attendee, Room
+
+log = logging.getLogger(__name__)
+
+# Long enough for a long-poll client to come back with its next request, short enough that a room
+# nobody waits in any more is let go almost at once.
+LINGER_SECONDS = 1.0
+
+
+@dataclass
+class Watch:
+    token: str
+    subscription: Subscription
+    high_water: int = 0
+    known: bool = False  # high_water was read from storage after the subscription started
+    access: dict[str, tuple[Room, Attendee]] = field(default_factory=dict)
+    waiters: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    idle_since: float = 0.0
+
+    def learn(self, room: Room) -> None:
+        """What a storage read (made after the subscription started) says is the newest message."""
+        self.high_water = max(self.high_water, room.last_message_id)
+        self.known = True
+
+    def _wake(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Until the next event, or `timeout`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.changed.wait(), timeout)
+
+    async def follow(self) -> None:
+        async for event in self.subscription:
+            kind = event.get("type")
+            if kind == "message":
+                value = event.get("id")
+                if isinstance(value, int):
+                    self.high_water = max(self.high_water, value)
+            elif kind == "room-changed":
+                self.access.clear()
+            elif kind == "overflow":
+                self.access.clear()
+                self.known = False
+            self._wake()
+
+
+class RoomWatches:
+    def __init__(self, bus: EventBus, *, linger: float = LINGER_SECONDS) -> None:
+        self.bus = bus
+        self.linger = linger
+        self._watches: dict[str, Watch] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def watching(self, token: str) -> AsyncIterator[Watch]:
+        watch = self._watches.get(token)
+        if watch is None or watch.task is None or watch.task.done():
+            subscription = self.bus.subscribe(events.room_topic(token))
+            await subscription.__aenter__()
+            watch = Watch(token, subscription)
+            watch.task = asyncio.create_task(self._follow(watch), name=f"watch-{token}")
+            self._watches[token] = watch
+            if self._reaper is None or self._reaper.done():
+                self._reaper = asyncio.create_task(self._reap(), name="room-watch-reaper")
+        watch.waiters += 1
+        try:
+            yield watch
+        finally:
+            watch.waiters -= 1
+            if watch.waiters == 0:
+                watch.idle_since = asyncio.get_running_loop().time()
+
+    def peek(self, token: str) -> Watch | None:
+        """The room's watch if one runs (for callers that only use what it caches)."""
+        watch = self._watches.get(token)
+        return watch if watch is not None and watch.task is not None and not watch.task.done() else None
+
+    async def _follow(self, watch: Watch) -> None:
+        try:
+            await watch.follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("room watch failed", extra={"token": watch.token})
+        finally:
+            watch.access.clear()
+            watch.known = False
+            watch._wake()
+
+    async def _reap(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._watches:
+            await asyncio.sleep(max(self.linger / 4, 0.05))
+            now = loop.time()
+            for token, watch in list(self._watches.items()):
+                if watch.waiters == 0 and now - watch.idle_since >= self.linger:
+                    del self._watches[token]
+                    await self._stop(watch)
+
+    async def _stop(self, watch: Watch) -> None:
+        if watch.task is not None:
+            watch.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watch.task
+        with contextlib.suppress(Exception):
+            await watch.subscription.close()
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for watch in list(self._watches.values()):
+            await self._stop(watch)
+        self._watches.clear()
