@@ -80,34 +80,43 @@ class ChatService:
         if len(actor_display_name) > self.limits.max_display_name_length:
             raise InvalidInput("The display name is too long", reason="invalid-display-name")
         core = self.core
+        if identity.user is not None and not reply_to and not find_mentions(text):
+            # The common case, a plain message from a user: checked against the room's watch, which
+            # holds exact access rows while it runs (see room_watch.py), so no read in most sends.
+            if self.watches.peek(token) is None:
+                async with core.db.read() as conn:
+                    await self._chat_access(conn, token, identity, write=True)  # before watching
+            async with self.watches.watching(token) as watch:
+                room, participant = await self._watched_access(watch, token, identity, write=True)
+                return await self._submit(room, participant.attendee, text, actor_display_name=actor_display_name,
+                                          reference_id=reference_id, silent=silent)
         accounts = await self._mentioned_accounts(text)
-        watch = self.watches.peek(token)
-        cached = watch.access.get(identity.user.id) if watch and watch.known and identity.user else None
-        resolved: dict[str, tuple[dict[str, str], Attendee | None]] = {}
         mentioned: list[tuple[int, bool]] = []
         parent = None
-        if cached is not None and not reply_to and not find_mentions(text):
-            # A watched room: its access rows are exact while the watch runs (see room_watch.py).
-            room, attendee = cached
-            participant = Participant(room, core.fresh(attendee))
-            require_chat(room, participant, write=True)
+        async with core.db.read() as conn:
+            room, participant = await self._chat_access(conn, token, identity, write=True)
             author = participant.attendee
-        else:
-            async with core.db.read() as conn:
-                room, participant = await self._chat_access(conn, token, identity, write=True)
-                author = participant.attendee
-                resolved = await self._resolve_mentions(conn, room, text, accounts)
-                if reply_to:
-                    parent = await core.messages.get(conn, room.id, reply_to)
-                    if parent is None or parent.verb != Verb.COMMENT:
-                        raise InvalidInput("The message to reply to cannot be replied to", reason="invalid-reply")
-                if resolved:
-                    direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
-                    everyone = "all" in resolved
-                    for attendee in await core.attendees.of_room(conn, room.id):
-                        if attendee.id != author.id and (attendee.id in direct or everyone):
-                            mentioned.append((attendee.id, attendee.id in direct))
-        rendered, rich = render_mentions(text, {target: obj for target, (obj, _) in resolved.items()})
+            resolved = await self._resolve_mentions(conn, room, text, accounts)
+            if reply_to:
+                parent = await core.messages.get(conn, room.id, reply_to)
+                if parent is None or parent.verb != Verb.COMMENT:
+                    raise InvalidInput("The message to reply to cannot be replied to", reason="invalid-reply")
+            if resolved:
+                direct = {a.id for _, a in resolved.values() if a is not None and a.id != author.id}
+                everyone = "all" in resolved
+                for attendee in await core.attendees.of_room(conn, room.id):
+                    if attendee.id != author.id and (attendee.id in direct or everyone):
+                        mentioned.append((attendee.id, attendee.id in direct))
+        return await self._submit(room, author, text, actor_display_name=actor_display_name,
+                                  reference_id=reference_id, silent=silent, resolved=resolved,
+                                  mentioned=mentioned, parent=parent)
+
+    async def _submit(self, room: Room, author: Attendee, text: str, *, actor_display_name: str, reference_id: str,
+                      silent: bool, resolved: dict[str, tuple[dict[str, str], Attendee | None]] | None = None,
+                      mentioned: list[tuple[int, bool]] | None = None, parent: ChatMessage | None = None
+                      ) -> ChatPage:
+        """Hand a checked message to the group-commit writer and wait until it is stored."""
+        rendered, rich = render_mentions(text, {t: obj for t, (obj, _) in (resolved or {}).items()})
         parameters: dict[str, object] = {}
         if rich:
             parameters["rendered"] = rendered
@@ -119,8 +128,8 @@ class ChatService:
             author = dataclasses.replace(author, display_name=actor_display_name)
         message = await self.writer.submit(PendingSend(
             room=room, author=author, text=text, parameters=parameters, reference_id=reference_id,
-            parent_id=parent.id if parent else 0, rename_guest=rename, mentioned=mentioned))
-        core.advance_read_marker(author, message.id)
+            parent_id=parent.id if parent else 0, rename_guest=rename, mentioned=mentioned or []))
+        self.core.advance_read_marker(author, message.id)
         return ChatPage(room, [message], {parent.id: parent} if parent else {})
 
     async def _mentioned_accounts(self, text: str) -> dict[str, User]:
@@ -220,7 +229,8 @@ class ChatService:
         assert participant is not None
         return room, participant
 
-    async def _watched_access(self, watch: Watch, token: str, identity: Identity) -> tuple[Room, Participant]:
+    async def _watched_access(self, watch: Watch, token: str, identity: Identity, *, write: bool = False
+                              ) -> tuple[Room, Participant]:
         """The caller's access, from the watch's cache for users when it has them, else from storage
         (which also tells the watch the newest message id, read after its subscription started)."""
         user = identity.user
@@ -228,10 +238,10 @@ class ChatService:
         if cached is not None:
             room, attendee = cached
             participant = Participant(room, self.core.fresh(attendee))
-            require_chat(room, participant, write=False)
+            require_chat(room, participant, write=write)
             return room, participant
         async with self.core.db.read() as conn:
-            room, participant = await self._chat_access(conn, token, identity, write=False)
+            room, participant = await self._chat_access(conn, token, identity, write=write)
         watch.learn(room)
         if user is not None:
             watch.access[user.id] = (room, participant.attendee)
