@@ -128,6 +128,9 @@ class Authenticator:
             if cached.user is not None and now < cached.recheck_at:
                 return Identity(user=cached.user, is_admin=cached.is_admin, app_password_id=cached.app_password_id,
                                 remote=remote)
+            if cached.user is not None:
+                # One request re-checks; the others meanwhile keep trusting the entry.
+                cached.recheck_at = now + self.cache.recheck
             user = await self._still_valid(cached, secret)
             if user is not None:
                 cached.user, cached.is_admin = user, await self.accounts.is_admin(user.id)

@@ -17,7 +17,7 @@ from talkd.config import LimitsSettings
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
 from talkd.domain.chat_tail import ChatTail, TailEntry
-from talkd.domain.chat_writer import ChatWriter, PendingSend
+from talkd.domain.chat_writer import ChatWriter, PendingSend, Written
 from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, RoomType, Verb
 from talkd.domain.mentions import find_mentions, render_mentions
 from talkd.domain.model import User
@@ -64,7 +64,7 @@ class ChatService:
         self.limits = limits
         self.reactions = ReactionStore()
         self.tail = ChatTail()
-        self.writer = ChatWriter(core)
+        self.writer = ChatWriter(core, on_written=self._written if core.db.dialect == "sqlite" else None)
         self.watches = RoomWatches(core.bus)
 
     # Sending --------------------------------------------------------------------------------------
@@ -128,9 +128,16 @@ class ChatService:
             author = dataclasses.replace(author, display_name=actor_display_name)
         message = await self.writer.submit(PendingSend(
             room=room, author=author, text=text, parameters=parameters, reference_id=reference_id,
-            parent_id=parent.id if parent else 0, rename_guest=rename, mentioned=mentioned or []))
+            parent_id=parent.id if parent else 0, rename_guest=rename, mentioned=mentioned or [], parent=parent))
         self.core.advance_read_marker(author, message.id)
         return ChatPage(room, [message], {parent.id: parent} if parent else {})
+
+    def _written(self, written: list[Written]) -> None:
+        """Fresh messages go straight into the tail when it ends exactly where they begin, so waiters
+        woken by them read nothing. Only with SQLite: its one write lock means that the id read as a
+        room's newest just before a message really is its predecessor."""
+        for item in written:
+            self.tail.push(item.message.room_id, item.previous, TailEntry(item.message, [], item.parent))
 
     async def _mentioned_accounts(self, text: str) -> dict[str, User]:
         """Accounts named by mentions (read before the write transaction: they are not room data)."""

@@ -99,5 +99,18 @@ class ChatTail:
                 return await load(after, limit)
         return [m for m in tail.messages if m.id > after][:limit]
 
+    def push(self, room_id: int, previous: int, entry: TailEntry) -> None:
+        """Append a message this process just stored, if the tail ends at its predecessor (otherwise
+        the next reader loads it as usual)."""
+        tail = self._rooms.get(room_id)
+        if tail is None or tail.loading is not None or tail.top != previous or entry.id <= tail.top:
+            return
+        tail.messages.append(entry)
+        tail.top = entry.id
+        if len(tail.messages) > self.per_room:
+            drop = len(tail.messages) - self.per_room
+            tail.floor = tail.messages[drop - 1].id
+            del tail.messages[:drop]
+
     def forget(self, room_id: int) -> None:
         self._rooms.pop(room_id, None)

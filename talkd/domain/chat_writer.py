@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from talkd.domain.conversation import Attendee, ChatMessage, Room, Verb
@@ -32,12 +33,24 @@ class PendingSend:
     parent_id: int
     rename_guest: bool
     mentioned: list[tuple[int, bool]]  # (attendee id, mentioned directly rather than through @all)
+    parent: ChatMessage | None = None
     result: asyncio.Future[ChatMessage] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+@dataclass(frozen=True)
+class Written:
+    """A stored message and the id that was the room's newest just before it (0: none), which lets
+    an in-memory tail append it knowing that nothing lies between."""
+
+    message: ChatMessage
+    previous: int
+    parent: ChatMessage | None
+
+
 class ChatWriter:
-    def __init__(self, core: RoomCore) -> None:
+    def __init__(self, core: RoomCore, on_written: Callable[[list[Written]], None] | None = None) -> None:
         self.core = core
+        self.on_written = on_written
         self._queue: list[PendingSend] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -60,19 +73,27 @@ class ChatWriter:
                     if not pending.result.done():
                         pending.result.set_exception(exc)
                 continue
-            for pending, message in zip(batch, written, strict=True):
-                pending.result.set_result(message)
+            if self.on_written is not None:
+                try:
+                    self.on_written(written)
+                except Exception:
+                    log.exception("after-write hook failed")
+            for pending, item in zip(batch, written, strict=True):
+                pending.result.set_result(item.message)
             self.batches += 1
             self.messages += len(batch)
             with contextlib.suppress(Exception):
                 await self.core.announce(changes)
 
-    async def _write(self, batch: list[PendingSend]) -> tuple[list[ChatMessage], Changes]:
+    async def _write(self, batch: list[PendingSend]) -> tuple[list[Written], Changes]:
         core, changes = self.core, Changes()
-        written: list[ChatMessage] = []
+        written: list[Written] = []
         newest: dict[int, tuple[Room, int]] = {}
         now = core.now()
         async with core.db.transaction("chat_send") as conn:
+            # Exact only where every write of the database runs under one lock (SQLite, one process): only
+            # there does ChatService hand these to its tail (see ChatService._written).
+            previous = await core.rooms.last_message_ids(conn, sorted({p.room.id for p in batch}))
             for pending in batch:
                 author = pending.author
                 if pending.rename_guest:
@@ -89,7 +110,8 @@ class ChatWriter:
                                                     last_mention_direct=message.id)
                     else:
                         await core.attendees.update(conn, attendee_id, last_mention_message=message.id)
-                written.append(message)
+                written.append(Written(message, previous.get(pending.room.id, 0), pending.parent))
+                previous[pending.room.id] = message.id
                 newest[pending.room.id] = (pending.room, message.id)
                 changes.message(pending.room, message)
             for room, message_id in newest.values():

@@ -53,8 +53,10 @@ class Watch:
 
     async def wait(self, timeout: float) -> None:
         """Until the next event, or `timeout`."""
+        # asyncio.timeout, not wait_for: no extra task per waiter (a thousand waiters wake per post).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.changed.wait()
 
     async def follow(self) -> None:
         async for event in self.subscription:

@@ -42,6 +42,7 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            kwargs.update(pool_size=10, max_overflow=20)
             # Every use ends its transaction explicitly, so the pool need not roll back on check-in
             # (one thread hop less per use).
             kwargs["pool_reset_on_return"] = None
@@ -49,11 +50,17 @@ class Database:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.dialect == "sqlite" else None
+        # SQLite: the one writer gets a connection of its own, so a crowd of readers holding the read
+        # pool can never make the writer (and everyone queued behind its lock) wait for a connection.
+        self.write_engine: AsyncEngine = self.engine
         if self.dialect == "sqlite":
-            self._configure_sqlite()
+            self.write_engine = create_async_engine(self.url, **{**kwargs, "pool_size": 1, "max_overflow": 0})
+            self._configure_sqlite(self.engine)
+            self._configure_sqlite(self.write_engine)
 
-    def _configure_sqlite(self) -> None:
-        sync_engine = self.engine.sync_engine
+    @staticmethod
+    def _configure_sqlite(engine: AsyncEngine) -> None:
+        sync_engine = engine.sync_engine
 
         @event.listens_for(sync_engine, "connect")
         def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -75,7 +82,7 @@ class Database:
         """A write transaction, committed on success and rolled back on any exception."""
         started = time.monotonic()
         if self._write_lock is not None:
-            async with self._write_lock, self.engine.connect() as conn:
+            async with self._write_lock, self.write_engine.connect() as conn:
                 conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
                 try:
                     async with conn.begin():
@@ -97,3 +104,5 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()

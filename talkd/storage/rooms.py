@@ -114,6 +114,10 @@ class RoomStore:
     async def update(self, conn: Conn, room_id: int, **fields: Any) -> None:
         await conn.execute(rooms.update().where(rooms.c.id == room_id).values(**fields))
 
+    async def last_message_ids(self, conn: Conn, room_ids: list[int]) -> dict[int, int]:
+        query = sa.select(rooms.c.id, rooms.c.last_message_id).where(rooms.c.id.in_(room_ids))
+        return {row.id: int(row.last_message_id) for row in await conn.execute(query)}
+
     async def delete(self, conn: Conn, room_id: int) -> None:
         await conn.execute(rooms.delete().where(rooms.c.id == room_id))
 

@@ -62,12 +62,14 @@ def recorded_statements(services: Services) -> Iterator[list[str]]:
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
         statements.append(statement)
 
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    engines = {services.db.engine.sync_engine, services.db.write_engine.sync_engine}  # reads and the writer
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 # (a) Concurrency ----------------------------------------------------------------------------------
