@@ -20,6 +20,9 @@ from talkd.storage.database import Database
 from talkd.storage.messages import MessageStore
 from talkd.storage.rooms import AttendeeStore, RoomStore, SessionStore
 
+# Seconds within which a client's pings are not written again (see RoomCore.touch).
+PING_RESOLUTION = 10
+
 # Talk's tokens are at most 32 characters; anything longer cannot name a conversation.
 MAX_TOKEN_LENGTH = 32
 
@@ -61,14 +64,23 @@ class RoomCore:
         # write transaction per pull would serialise all readers behind SQLite's one writer. A crash
         # loses at most one flush interval of them, which only makes a client re-read or re-ping.
         self._pings: dict[tuple[int, int | None], int] = {}
+        self._pinged: dict[tuple[int, int | None], int] = {}
         self._read_markers: dict[int, int] = {}
 
     def touch(self, participant: Participant | None) -> None:
-        """Record that the caller's session is alive (chat and signaling pulls count as pings)."""
+        """Record that the caller's session is alive (chat and signaling pulls count as pings). A client
+        that pinged within PING_RESOLUTION seconds is not written again: lastPing is second-grained
+        and the expiry timeout is a minute, so a thousand pollers cost a few rows per flush, not all."""
         if participant is None:
             return
         web_session_id = participant.session.web_session_id if participant.session is not None else None
-        self._pings[(participant.attendee.id, web_session_id)] = self.now()
+        client, now = (participant.attendee.id, web_session_id), self.now()
+        if now - self._pinged.get(client, 0) < PING_RESOLUTION:
+            return
+        self._pinged[client] = now
+        self._pings[client] = now
+        if len(self._pinged) > 100_000:
+            self._pinged.clear()  # bounded; forgetting only means one more write
 
     def advance_read_marker(self, attendee: Attendee, message_id: int) -> None:
         if message_id > max(attendee.last_read_message, self._read_markers.get(attendee.id, 0)):
@@ -92,10 +104,8 @@ class RoomCore:
             return
         try:
             async with self.db.transaction("flush_pings_and_read_markers") as conn:
-                for (attendee_id, web_session_id), at in pings.items():
-                    await self.sessions.ping(conn, attendee_id, web_session_id, at)
-                for attendee_id, message_id in markers.items():
-                    await self.attendees.raise_read_marker(conn, attendee_id, message_id)
+                await self.sessions.ping(conn, pings)
+                await self.attendees.raise_read_markers(conn, markers)
         except BaseException:
             # Put them back (newer values win) so the next flush tries again.
             for client, at in pings.items():

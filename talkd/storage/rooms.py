@@ -194,11 +194,16 @@ class AttendeeStore:
     async def delete(self, conn: Conn, attendee_id: int) -> None:
         await conn.execute(attendees.delete().where(attendees.c.id == attendee_id))
 
-    async def raise_read_marker(self, conn: Conn, attendee_id: int, message_id: int) -> None:
-        """Move the read marker forward only (a batched marker never undoes a newer explicit one)."""
-        await conn.execute(attendees.update()
-                           .where(attendees.c.id == attendee_id, attendees.c.last_read_message < message_id)
-                           .values(last_read_message=message_id))
+    async def raise_read_markers(self, conn: Conn, markers: dict[int, int]) -> None:
+        """Move read markers (attendee id → message id) forward only, in one batched statement (a
+        batched marker never undoes a newer explicit one)."""
+        if not markers:
+            return
+        query = (attendees.update()
+                 .where(attendees.c.id == sa.bindparam("a_id"),
+                        attendees.c.last_read_message < sa.bindparam("m_id"))
+                 .values(last_read_message=sa.bindparam("m_id")))
+        await conn.execute(query, [{"a_id": a, "m_id": m} for a, m in markers.items()])
 
     async def count(self, conn: Conn, room_id: int, participant_types: Sequence[ParticipantType] | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(attendees).where(attendees.c.room_id == room_id)
@@ -249,13 +254,18 @@ class SessionStore:
         await conn.execute(room_sessions.delete().where(room_sessions.c.attendee_id == attendee_id,
                                                         room_sessions.c.web_session_id == web_session_id))
 
-    async def ping(self, conn: Conn, attendee_id: int, web_session_id: int | None, at: int) -> None:
-        """The sessions of this client (all of the attendee's when it has no cookie) were alive at `at`."""
-        query = room_sessions.update().where(room_sessions.c.attendee_id == attendee_id,
-                                             room_sessions.c.last_ping < at)
-        if web_session_id is not None:
-            query = query.where(room_sessions.c.web_session_id == web_session_id)
-        await conn.execute(query.values(last_ping=at))
+    async def ping(self, conn: Conn, pings: dict[tuple[int, int | None], int]) -> None:
+        """Clients (attendee id, web session id or None) alive at a time: their sessions' lastPing, all
+        of an attendee's sessions for a client without a cookie. Two batched statements."""
+        by_cookie = [{"a_id": a, "w_id": w, "at": at} for (a, w), at in pings.items() if w is not None]
+        without = [{"a_id": a, "at": at} for (a, w), at in pings.items() if w is None]
+        base = room_sessions.update().where(room_sessions.c.attendee_id == sa.bindparam("a_id"),
+                                            room_sessions.c.last_ping < sa.bindparam("at"))
+        if by_cookie:
+            await conn.execute(base.where(room_sessions.c.web_session_id == sa.bindparam("w_id"))
+                               .values(last_ping=sa.bindparam("at")), by_cookie)
+        if without:
+            await conn.execute(base.values(last_ping=sa.bindparam("at")), without)
 
     async def update(self, conn: Conn, session_pk: int, **fields: Any) -> None:
         await conn.execute(room_sessions.update().where(room_sessions.c.id == session_pk).values(**fields))
