@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from talkd.domain.conversation import Attendee, ChatMessage, Room, Verb
+from talkd.domain.conversation import Attendee, ChatMessage, Room
 from talkd.domain.room_core import Changes, RoomCore, actor_ref
 
 log = logging.getLogger(__name__)
@@ -94,16 +94,18 @@ class ChatWriter:
             # Exact only where every write of the database runs under one lock (SQLite, one process): only
             # there does ChatService hand these to its tail (see ChatService._written).
             previous = await core.rooms.last_message_ids(conn, sorted({p.room.id for p in batch}))
+            rows = []
             for pending in batch:
                 author = pending.author
                 if pending.rename_guest:
                     await core.attendees.update(conn, author.id, display_name=author.display_name)
                 ref = actor_ref(author)
-                message = await core.messages.append(
-                    conn, room_id=pending.room.id, actor_type=ref["type"], actor_id=ref["id"],
-                    actor_display_name=ref["name"], verb=Verb.COMMENT, message=pending.text,
-                    parameters=pending.parameters, now=now, reference_id=pending.reference_id,
-                    parent_id=pending.parent_id, touch_room=False)
+                rows.append({"room_id": pending.room.id, "actor_type": ref["type"], "actor_id": ref["id"],
+                             "actor_display_name": ref["name"], "message": pending.text,
+                             "parameters": pending.parameters, "reference_id": pending.reference_id,
+                             "parent_id": pending.parent_id})
+            stored = await core.messages.append_comments(conn, rows, now)
+            for pending, message in zip(batch, stored, strict=True):
                 for attendee_id, direct in pending.mentioned:
                     if direct:
                         await core.attendees.update(conn, attendee_id, last_mention_message=message.id,
@@ -114,6 +116,5 @@ class ChatWriter:
                 previous[pending.room.id] = message.id
                 newest[pending.room.id] = (pending.room, message.id)
                 changes.message(pending.room, message)
-            for room, message_id in newest.values():
-                await core.rooms.update(conn, room.id, last_message_id=message_id, last_activity=now)
+            await core.rooms.record_newest(conn, {room.id: message_id for room, message_id in newest.values()}, now)
         return written, changes

@@ -50,6 +50,17 @@ class MessageStore:
                                .values(last_message_id=row.id, last_activity=now))
         return _message(row)
 
+    async def append_comments(self, conn: AsyncConnection, rows: list[dict[str, Any]], now: int) -> list[ChatMessage]:
+        """Insert many messages in one batched statement, ids in the order of `rows` (each row: room_id,
+        actor_type, actor_id, actor_display_name, message, parameters, reference_id, parent_id)."""
+        if conn.dialect.name == "postgresql":
+            for room_id in sorted({row["room_id"] for row in rows}):  # sorted: no lock-order deadlocks
+                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAT_ORDER_LOCK, room_id)))
+        values = [{**row, "verb": Verb.COMMENT.value, "parameters": orjson.dumps(row["parameters"]).decode(),
+                   "created_at": now} for row in rows]
+        result = await conn.execute(messages.insert().returning(*messages.c, sort_by_parameter_order=True), values)
+        return [_message(row) for row in result]
+
     async def get(self, conn: AsyncConnection, room_id: int, message_id: int) -> ChatMessage | None:
         query = sa.select(messages).where(messages.c.room_id == room_id, messages.c.id == message_id)
         row = (await conn.execute(query)).first()

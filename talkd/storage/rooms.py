@@ -114,6 +114,14 @@ class RoomStore:
     async def update(self, conn: Conn, room_id: int, **fields: Any) -> None:
         await conn.execute(rooms.update().where(rooms.c.id == room_id).values(**fields))
 
+    async def record_newest(self, conn: Conn, newest: dict[int, int], now: int) -> None:
+        """Rooms' newest message ids (room id → message id) and activity time, in one batched statement."""
+        if not newest:
+            return
+        query = (rooms.update().where(rooms.c.id == sa.bindparam("r_id"))
+                 .values(last_message_id=sa.bindparam("m_id"), last_activity=now))
+        await conn.execute(query, [{"r_id": r, "m_id": m} for r, m in newest.items()])
+
     async def last_message_ids(self, conn: Conn, room_ids: list[int]) -> dict[int, int]:
         query = sa.select(rooms.c.id, rooms.c.last_message_id).where(rooms.c.id.in_(room_ids))
         return {row.id: int(row.last_message_id) for row in await conn.execute(query)}
