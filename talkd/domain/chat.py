@@ -64,7 +64,7 @@ class ChatService:
         self.limits = limits
         self.reactions = ReactionStore()
         self.tail = ChatTail()
-        self.writer = ChatWriter(core, on_written=self._written if core.db.dialect == "sqlite" else None)
+        self.writer = ChatWriter(core, on_written=self._written)
         self.watches = RoomWatches(core.bus)
 
     # Sending --------------------------------------------------------------------------------------
@@ -134,8 +134,7 @@ class ChatService:
 
     def _written(self, written: list[Written]) -> None:
         """Fresh messages go straight into the tail when it ends exactly where they begin, so waiters
-        woken by them read nothing. Only with SQLite: its one write lock means that the id read as a
-        room's newest just before a message really is its predecessor."""
+        woken by them read nothing (the writer read each predecessor under the room's order lock)."""
         for item in written:
             self.tail.push(item.message.room_id, item.previous, TailEntry(item.message, [], item.parent))
 

@@ -91,9 +91,11 @@ class ChatWriter:
         newest: dict[int, tuple[Room, int]] = {}
         now = core.now()
         async with core.db.transaction("chat_send") as conn:
-            # Exact only where every write of the database runs under one lock (SQLite, one process): only
-            # there does ChatService hand these to its tail (see ChatService._written).
-            previous = await core.rooms.last_message_ids(conn, sorted({p.room.id for p in batch}))
+            # With the rooms' order locks held no other transaction, in any process, can add a message to
+            # them before this one commits: the newest ids read now are exactly the predecessors.
+            room_ids = sorted({p.room.id for p in batch})
+            await core.messages.lock_rooms(conn, room_ids)
+            previous = await core.rooms.last_message_ids(conn, room_ids)
             rows = []
             for pending in batch:
                 author = pending.author

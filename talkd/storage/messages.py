@@ -3,7 +3,7 @@
 
 SQLite has one writer at a time, so its ids follow commits. On PostgreSQL a sequence value is taken
 at insert time but becomes visible at commit, so two concurrent senders could commit out of id order;
-a per-room transaction lock taken before the insert makes the id order and the commit order agree.
+locking the room's row before the insert (held to commit) makes the id order and the commit order agree.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from talkd.domain.conversation import ChatMessage, Verb
 from talkd.storage.tables import messages, rooms
-
-# First key of PostgreSQL's two-key advisory locks: this lock class is "chat order of room N".
-_CHAT_ORDER_LOCK = 0x7A1C
 
 
 def _message(row: Any) -> ChatMessage:
@@ -36,8 +33,7 @@ class MessageStore:
                      now: int, reference_id: str = "", parent_id: int = 0, touch_room: bool = True) -> ChatMessage:
         """Insert a message; `touch_room` also records it as the room's newest (a batch writer does
         that once per room instead)."""
-        if conn.dialect.name == "postgresql":
-            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAT_ORDER_LOCK, room_id)))
+        await self.lock_rooms(conn, [room_id])
         values = {
             "room_id": room_id, "actor_type": actor_type, "actor_id": actor_id,
             "actor_display_name": actor_display_name, "verb": verb.value, "message": message,
@@ -50,12 +46,19 @@ class MessageStore:
                                .values(last_message_id=row.id, last_activity=now))
         return _message(row)
 
+    async def lock_rooms(self, conn: AsyncConnection, room_ids: list[int]) -> None:
+        """Lock the rooms' rows for the rest of the transaction before any message id is drawn
+        (PostgreSQL; SQLite's one writer already excludes everyone). Every message insert and every
+        change of a room row takes this same lock first, so no two transactions can wait on each other
+        in a cycle over it; several rooms are locked in id order."""
+        if conn.dialect.name == "postgresql":
+            query = sa.select(rooms.c.id).where(rooms.c.id.in_(sorted(set(room_ids)))).order_by(rooms.c.id)
+            await conn.execute(query.with_for_update())
+
     async def append_comments(self, conn: AsyncConnection, rows: list[dict[str, Any]], now: int) -> list[ChatMessage]:
         """Insert many messages in one batched statement, ids in the order of `rows` (each row: room_id,
-        actor_type, actor_id, actor_display_name, message, parameters, reference_id, parent_id)."""
-        if conn.dialect.name == "postgresql":
-            for room_id in sorted({row["room_id"] for row in rows}):  # sorted: no lock-order deadlocks
-                await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_CHAT_ORDER_LOCK, room_id)))
+        actor_type, actor_id, actor_display_name, message, parameters, reference_id, parent_id). The
+        caller holds the rooms' order locks (lock_rooms)."""
         values = [{**row, "verb": Verb.COMMENT.value, "parameters": orjson.dumps(row["parameters"]).decode(),
                    "created_at": now} for row in rows]
         result = await conn.execute(messages.insert().returning(*messages.c, sort_by_parameter_order=True), values)
