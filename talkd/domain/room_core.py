@@ -160,7 +160,11 @@ class RoomCore:
 
     async def access(self, conn: AsyncConnection, token: str, identity: Identity, action: Action, *,
                      for_update: bool = False, with_session: bool = True) -> tuple[Room, Participant | None]:
-        """The room and the caller's participant, once the caller may do `action` there."""
+        """The room and the caller's participant, once the caller may do `action` there. In a write
+        transaction on PostgreSQL the room's row is locked first, so every writer takes a room's lock
+        before its attendees' rows (the chat writer does the same): no two transactions can wait on
+        each other in a cycle."""
+        for_update = for_update or (conn.dialect.name == "postgresql" and self.db.in_write(conn))
         if identity.user is not None and not for_update and token and len(token) <= MAX_TOKEN_LENGTH:
             # Users: room and attendee row in one query.
             found = await self.rooms.with_attendee(conn, token, ActorType.USERS, identity.user.id)

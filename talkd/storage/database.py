@@ -90,11 +90,21 @@ class Database:
                 finally:
                     conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
         else:
-            async with self.engine.begin() as conn:
-                yield conn
+            async with self.engine.connect() as conn:
+                conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
+                try:
+                    async with conn.begin():
+                        yield conn
+                finally:
+                    conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
         elapsed = time.monotonic() - started
         if elapsed > SLOW_TRANSACTION_SECONDS:
             log.warning("slow transaction", extra={"txn": name, "seconds": round(elapsed, 3)})
+
+    @staticmethod
+    def in_write(conn: AsyncConnection) -> bool:
+        """Whether `conn` belongs to a write transaction (see transaction())."""
+        return bool(conn.sync_connection is not None and conn.sync_connection.info.get("write"))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
