@@ -171,6 +171,16 @@ class AccountService:
             raise InvalidInput("Group display name is too long", reason="invalid-group-id")
         return await self.groups.create(gid, name)
 
+    async def rename_group(self, group_id: str, display_name: str) -> None:
+        group = await self.get_group(group_id)
+        name = display_name.strip()
+        if not name or len(name) > 255:
+            raise InvalidInput("Invalid group display name", reason="invalid-display-name")
+        await self.groups.set_display_name(group.id, name)
+
+    async def member_counts(self, group_ids: list[GroupId]) -> dict[str, int]:
+        return await self.groups.member_counts(group_ids)
+
     async def find_group(self, group_id: str) -> Group | None:
         return await self.groups.get(group_id) if plausible_id(group_id) else None
 

@@ -137,6 +137,20 @@ class GroupStore:
         async with self.db.read() as conn:
             return [Group(GroupId(r.id), r.display_name) for r in (await conn.execute(query)).all()]
 
+    async def set_display_name(self, group_id: GroupId, display_name: str) -> bool:
+        async with self.db.transaction("group_rename") as conn:
+            result = await conn.execute(groups.update().where(groups.c.id == group_id)
+                                        .values(display_name=display_name))
+        return bool(result.rowcount)
+
+    async def member_counts(self, group_ids: Sequence[str]) -> dict[str, int]:
+        if not group_ids:
+            return {}
+        query = (sa.select(group_members.c.group_id, sa.func.count())
+                 .where(group_members.c.group_id.in_(list(group_ids))).group_by(group_members.c.group_id))
+        async with self.db.read() as conn:
+            return {row[0]: int(row[1]) for row in await conn.execute(query)}
+
     async def delete(self, group_id: GroupId) -> bool:
         async with self.db.transaction("group_delete") as conn:
             result = await conn.execute(groups.delete().where(groups.c.id == group_id))

@@ -139,3 +139,46 @@ async def test_admin_cannot_leave_the_admin_group_but_can_remove_another_admin(t
     (await talk.ocs("DELETE", "/cloud/users/root2/groups", user="admin", version=version,
                     params={"groupid": "admin"})).expect(200)
     assert not await talk.services.accounts.is_admin(UserId("root2"))
+
+
+# Group details, renaming, sub-admins ---------------------------------------------------------------
+
+
+@VERSIONS
+async def test_group_details_list_display_names_and_member_counts(talk: TalkClient, version: int) -> None:
+    await talk.services.accounts.create_group("staff")
+    await talk.make_user("alice", groups=("staff",))
+    await talk.services.accounts.rename_group("staff", "The Staff")
+    reply = (await talk.ocs("GET", "/cloud/groups/details", user="admin", version=version,
+                            params={"search": "st"})).expect(200)
+    assert reply.data == {"groups": [{"id": "staff", "displayname": "The Staff", "usercount": 1, "disabled": 0,
+                                      "canAdd": True, "canRemove": True}]}
+
+
+@VERSIONS
+async def test_only_admins_rename_groups_and_only_the_display_name(talk: TalkClient, version: int) -> None:
+    await talk.services.accounts.create_group("staff")
+    await talk.make_user("alice", groups=("staff",))
+    (await talk.ocs("PUT", "/cloud/groups/staff", user="admin", version=version,
+                    data={"key": "displayname", "value": "Staff members"})).expect(200)
+    assert (await talk.services.accounts.get_group("staff")).display_name == "Staff members"
+    await _refused(talk, 403, "PUT", "/cloud/groups/staff", user="alice", version=version,
+                   data={"key": "displayname", "value": "Mine"})
+    await _refused(talk, 101, "PUT", "/cloud/groups/staff", user="admin", version=version,
+                   data={"key": "gid", "value": "other"})
+    await _refused(talk, 101, "PUT", "/cloud/groups/staff", user="admin", version=version,
+                   data={"key": "displayname", "value": "   "})
+    await _refused(talk, 101, "PUT", "/cloud/groups/nobody", user="admin", version=version,
+                   data={"key": "displayname", "value": "Nobody"})
+
+
+@VERSIONS
+async def test_groups_have_no_subadmins_and_users_edit_name_and_email(talk: TalkClient, version: int) -> None:
+    await talk.services.accounts.create_group("staff")
+    await talk.make_user("alice", groups=("staff",))
+    none = (await talk.ocs("GET", "/cloud/groups/staff/subadmins", user="admin", version=version)).expect(200)
+    assert none.data == []
+    (await talk.ocs("GET", "/cloud/groups/nobody/subadmins", user="admin", version=version)).expect(101)
+    (await talk.ocs("GET", "/cloud/groups/staff/subadmins", user="alice", version=version)).expect(403)
+    fields = (await talk.ocs("GET", "/cloud/user/fields", user="alice", version=version)).expect(200)
+    assert fields.data == ["displayname", "email"]

@@ -2,8 +2,8 @@
 capabilities, user provisioning and groups, exactly as a script on nc-py-api would use them.
 
 The sync `Nextcloud` class is what most scripts use today (nc-py-api 0.30 deprecates it for
-`AsyncNextcloud`, which is exercised too). Calls nc-py-api offers that talkd does not serve yet are
-pinned as strict xfails at the end, so implementing one turns the test red until it moves up here."""
+`AsyncNextcloud`, which is exercised too). Not served: sub-admin promotion, avatars, wipe and welcome
+mails (talkd has admins only, and no files or mail templates)."""
 
 from __future__ import annotations
 
@@ -126,29 +126,24 @@ async def test_async_client(talkd_server: RunningTalkd) -> None:
     assert await nc.users.get_list() == ["admin"]
 
 
-# nc-py-api calls talkd does not serve yet: strict xfails, so implementing one makes them fail until moved up.
-MISSING = "talkd does not implement this provisioning endpoint yet"
-
-
-@pytest.mark.xfail(raises=NextcloudException, strict=True, reason=f"{MISSING}: GET /cloud/groups/details")
-def test_group_details(nc: Nextcloud) -> None:
+def test_group_details_rename_and_subadmins(nc: Nextcloud) -> None:
     nc.users_groups.create("staff", display_name="Staff")
+    nc.users.create("erin", display_name="Erin", password="erin long passphrase")
+    nc.users.add_to_group("erin", "staff")
     details = {g.group_id: g for g in nc.users_groups.get_details()}
-    assert details["staff"].display_name == "Staff"
+    assert details["staff"].display_name == "Staff" and details["staff"].user_count == 1
+    assert details["admin"].user_count == 1
 
-
-@pytest.mark.xfail(raises=NextcloudException, strict=True, reason=f"{MISSING}: PUT /cloud/groups/{{groupId}}")
-def test_group_rename(nc: Nextcloud) -> None:
-    nc.users_groups.create("staff", display_name="Staff")
     nc.users_groups.edit("staff", "Staff members")
+    assert {g.group_id: g for g in nc.users_groups.get_details()}["staff"].display_name == "Staff members"
+    with pytest.raises(NextcloudException):
+        nc.users_groups.edit("no-such-group", "Nobody")
 
-
-@pytest.mark.xfail(raises=NextcloudException, strict=True, reason=f"{MISSING}: GET /cloud/groups/{{groupId}}/subadmins")
-def test_group_subadmins(nc: Nextcloud) -> None:
-    nc.users_groups.create("staff")
+    # talkd has admins and no sub-admins: an existing group has none, an unknown one is an error.
     assert nc.users_groups.get_subadmins("staff") == []
+    with pytest.raises(NextcloudException):
+        nc.users_groups.get_subadmins("no-such-group")
 
 
-@pytest.mark.xfail(raises=NextcloudException, strict=True, reason=f"{MISSING}: GET /cloud/user/fields")
 def test_editable_fields(nc: Nextcloud) -> None:
-    assert "displayname" in nc.users.editable_fields()
+    assert nc.users.editable_fields() == ["displayname", "email"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from talkd.api.errors import ErrorMap
+from talkd.api.errors import ErrorMap, OcsError
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from talkd.api.ocs.serializers import user_data
 from talkd.domain.model import User
@@ -46,6 +46,12 @@ def _paging(req: OcsRequest) -> tuple[str, int | None, int]:
     limit = req.params.integer("limit", -1, minimum=-1, maximum=10_000)
     offset = req.params.integer("offset", 0, minimum=0, maximum=10_000_000)
     return search, (None if limit < 0 else limit), offset
+
+
+@router.get("/cloud/user/fields")
+async def editable_fields(req: OcsRequest) -> Any:
+    """The profile fields the current user may change here (Nextcloud's getEditableFields)."""
+    return ["displayname", "email"]
 
 
 @router.get("/cloud/users")
@@ -147,6 +153,33 @@ async def list_groups(req: OcsRequest) -> Any:
 async def add_group(req: OcsRequest) -> Any:
     await req.services.accounts.create_group(req.params.string("groupid", "", max_length=255),
                                              req.params.string("displayname", "", max_length=1024))
+    return []
+
+
+# Registered before /cloud/groups/{groupId}: "details" is not a group id.
+@router.get("/cloud/groups/details")
+async def group_details(req: OcsRequest) -> Any:
+    """Groups with display names and member counts (Nextcloud's GroupsController::getGroupsDetails)."""
+    groups = await req.services.accounts.list_groups(*_paging(req))
+    counts = await req.services.accounts.member_counts([g.id for g in groups])
+    return {"groups": [{"id": g.id, "displayname": g.display_name, "usercount": counts.get(g.id, 0),
+                        "disabled": 0, "canAdd": req.identity.is_admin, "canRemove": req.identity.is_admin}
+                       for g in groups]}
+
+
+@router.put("/cloud/groups/{groupId}", access=Access.ADMIN, errors={NotFound: 101, InvalidInput: 101})
+async def edit_group(req: OcsRequest) -> Any:
+    """Nextcloud's updateGroup: only `key=displayname` is editable."""
+    if req.params.string("key", "", max_length=64) != "displayname":
+        raise OcsError(101, "Invalid key")
+    await req.services.accounts.rename_group(req.match("groupId"), req.params.string("value", "", max_length=1024))
+    return []
+
+
+@router.get("/cloud/groups/{groupId}/subadmins", access=Access.ADMIN, errors={NotFound: 101})
+async def group_subadmins(req: OcsRequest) -> Any:
+    """talkd has no sub-admins (only admins): an existing group has none."""
+    await req.services.accounts.get_group(req.match("groupId"))
     return []
 
 
