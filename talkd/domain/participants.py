@@ -200,7 +200,7 @@ class ParticipantService:
         async with self.core.db.read() as conn:
             room = await self.core.room(conn, token)
             target = await self.core.attendees.find(conn, room.id, ActorType.USERS, user_id)
-        await self._remove(identity, token, lambda r: target if target and target.room_id == r.id else None)
+        await self._remove(identity, token, target)
 
     async def remove_guest(self, identity: Identity, token: str, session_id: str) -> None:
         """API v1/v2: remove a guest by the session id they joined with."""
@@ -212,24 +212,23 @@ class ParticipantService:
             async with self.core.db.read() as conn:
                 await self.core.access(conn, token, identity, Action.REMOVE_ATTENDEE)
             raise Forbidden("The participant is not a guest", reason="not-a-guest")
-        await self._remove(identity, token, lambda r: target)
+        await self._remove(identity, token, target)
 
     async def remove_attendee(self, identity: Identity, token: str, attendee_id: int) -> None:
         """API v3+: remove any attendee by attendee id."""
         async with self.core.db.read() as conn:
             room = await self.core.room(conn, token)
             target = await self.core.attendees.by_id(conn, room.id, attendee_id)
-        await self._remove(identity, token, lambda r: target)
+        await self._remove(identity, token, target)
 
-    async def _remove(self, identity: Identity, token: str, pick: object) -> None:
+    async def _remove(self, identity: Identity, token: str, chosen: Attendee | None) -> None:
+        """Remove the attendee a call named (looked up before; re-read here under the write lock)."""
         core, changes = self.core, Changes()
         leaving = False
         async with core.db.transaction("participants_remove") as conn:
             room, participant = await core.access(conn, token, identity, Action.REMOVE_ATTENDEE)
-            assert participant is not None and callable(pick)
-            target: Attendee | None = pick(room)
-            if target is not None:
-                target = await core.attendees.by_id(conn, room.id, target.id)  # re-read under the write lock
+            assert participant is not None
+            target = await core.attendees.by_id(conn, room.id, chosen.id) if chosen is not None else None
             if target is None:
                 raise NotFound("Participant not found", reason="participant-not-found")
             if target.id == participant.attendee.id:
