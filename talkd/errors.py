@@ -9,7 +9,8 @@
     ├── NotFound                the thing does not exist, or is invisible to this actor
     ├── AlreadyExists           creating something whose id is taken
     ├── NotAllowedHere          the operation does not apply to this kind of object
-    └── PreconditionFailed      the object is not in the state the operation requires
+    ├── PreconditionFailed      the object is not in the state the operation requires
+    └── Conflict                the caller already holds what it asks for (e.g. a session)
 """
 
 from __future__ import annotations
@@ -61,3 +62,12 @@ class NotAllowedHere(TalkdError):
 
 class PreconditionFailed(TalkdError):
     reason = "precondition-failed"
+
+
+class Conflict(TalkdError):
+    reason = "conflict"
+
+    def __init__(self, message: str = "", *, reason: str | None = None, details: dict[str, object] | None = None
+                 ) -> None:
+        super().__init__(message, reason=reason)
+        self.details = details or {}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from talkd.errors import (
     AlreadyExists,
+    Conflict,
     Forbidden,
     InvalidInput,
     NotAllowedHere,
@@ -43,6 +44,7 @@ OCS_STATUS: ErrorMap = {
     AlreadyExists: 400,
     NotAllowedHere: 405,
     PreconditionFailed: 412,
+    Conflict: 409,
 }
 
 

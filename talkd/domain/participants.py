@@ -25,7 +25,7 @@ from talkd.domain.conversation import (
 from talkd.domain.permissions import Action
 from talkd.domain.room_core import Changes, RoomCore, actor_ref
 from talkd.domain.throttle import Throttle
-from talkd.errors import AlreadyExists, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from talkd.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from talkd.mail import Invitation, Mailer
 
 SESSION_ID_LENGTH = 512  # the seeds' session id: a 512-character string
@@ -323,10 +323,12 @@ class ParticipantService:
 
     # Sessions -------------------------------------------------------------------------------------
 
-    async def join(self, identity: Identity, token: str, password: str, *, web_session_id: int | None) -> Joined:
+    async def join(self, identity: Identity, token: str, password: str, *, web_session_id: int | None,
+                   force: bool = True) -> Joined:
         """Open a session in the room (Talk's joinRoom). Users who are not attendees of a public room
         join as self-joined users; guests join with their cookie session. Self-joined users and guests
-        need the password of a protected room; failures are throttled like logins."""
+        need the password of a protected room; failures are throttled like logins. Without `force`, a
+        client (cookie) that already has a session here gets Conflict with that session's state."""
         core, changes = self.core, Changes()
         async with core.db.read() as conn:
             room, participant = await core.access(conn, token, identity, Action.JOIN)
@@ -361,6 +363,10 @@ class ParticipantService:
                 # One session per client: joining again from the same browser replaces the old one,
                 # which leaves the call first.
                 for old in (await core.sessions.of_attendees(conn, [attendee.id]))[attendee.id]:
+                    if old.web_session_id == web_session_id and not force:
+                        raise Conflict("Already joined from this client", reason="session-exists",
+                                       details={"sessionId": old.session_id, "inCall": old.in_call,
+                                                "lastPing": old.last_ping})
                     if old.web_session_id == web_session_id:
                         current_room = await core.rooms.by_id(conn, room.id) or room
                         await call_state.leave(core, conn, current_room, attendee, old, changes)

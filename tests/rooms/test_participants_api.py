@@ -517,3 +517,21 @@ async def test_guest_loses_access_when_room_is_made_private(talk: TalkClient, ne
     (await talk.ocs("DELETE", f"{V1}/room/{token}/public", user="alice")).expect(200)
     (await guest.ocs("GET", f"{V1}/room/{token}")).expect(404)
 
+
+
+async def test_joining_again_without_force_reports_the_existing_session(talk: TalkClient, people: None,
+                                                                         new_guest: GuestFactory) -> None:
+    token = await create(talk, "alice", 3)
+    guest, first = await guest_in(new_guest, token)
+    # force=false: 409 with the session this client already has, and nothing changes.
+    conflict = await guest.ocs("POST", f"{API[4]}/room/{token}/participants/active", json={"force": False})
+    assert conflict.http_status == 409 and conflict.status_code == 409
+    assert conflict.data == {"sessionId": first, "inCall": 0, "lastPing": conflict.data["lastPing"]}
+    assert conflict.data["lastPing"] > 0
+    room = (await guest.ocs("GET", f"{V1}/room/{token}")).expect(200).data
+    assert room["sessionId"] == first
+    # The default (force) replaces the old session with a new one.
+    second = (await join(guest, token)).expect(200).data["sessionId"]
+    assert second != first
+    guests = [p for p in await listing(talk, token, "alice") if p["actorType"] == "guests"]
+    assert [p["sessionIds"] for p in guests] == [[second]]

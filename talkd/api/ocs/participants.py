@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from talkd.api.errors import OcsError
 from talkd.api.ocs.room_serializers import participant_data, room_data
 from talkd.api.ocs.rooms import ONE, conversations, talk_errors
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from talkd.domain.conversation import Attendee
 from talkd.domain.participants import ParticipantService
 from talkd.domain.rooms import effective_permissions
-from talkd.errors import InvalidInput
+from talkd.errors import Conflict, InvalidInput
 from talkd.protocol.ocs import OcsResult
 
 router = OcsRouter()
@@ -88,7 +89,12 @@ async def join(req: OcsRequest) -> Any:
         web_session_id = (await req.web_session()).id
     elif req.identity.web_session is not None:
         web_session_id = req.identity.web_session.id
-    joined = await participants(req).join(req.identity, token, password, web_session_id=web_session_id)
+    try:
+        joined = await participants(req).join(req.identity, token, password, web_session_id=web_session_id,
+                                              force=req.params.boolean("force", True))
+    except Conflict as exc:
+        # Talk answers 409 with the conflicting session, so the client can ask whether to take over.
+        raise OcsError(409, exc.message, data=exc.details) from None
     if req.api_version < 4:
         return {"sessionId": joined.session.session_id}
     return OcsResult(data=room_data(await conversations(req).get(req.identity, token), req.api_version))
