@@ -150,12 +150,17 @@ class RoomCore:
     async def _session_of(self, conn: AsyncConnection, attendee: Attendee, web_session_id: int | None
                           ) -> Session | None:
         sessions = (await self.sessions.of_attendees(conn, [attendee.id]))[attendee.id]
+        return self.session_of(sessions, web_session_id)
+
+    @staticmethod
+    def session_of(sessions: list[Session], web_session_id: int | None) -> Session | None:
+        """Which of an attendee's sessions (oldest first) is this client's: the one its cookie joined
+        with; for a client without a cookie (an app sending Basic credentials), the newest."""
         if web_session_id is not None:
             for session in reversed(sessions):
                 if session.web_session_id == web_session_id:
                     return session
             return None
-        # A client without a cookie (an app sending Basic credentials) acts through its newest session.
         return sessions[-1] if sessions else None
 
     async def access(self, conn: AsyncConnection, token: str, identity: Identity, action: Action, *,

@@ -104,49 +104,68 @@ class ConversationService:
     # Reading --------------------------------------------------------------------------------------
 
     async def view(self, conn: AsyncConnection, room: Room, participant: Participant | None) -> RoomView:
-        core = self.core
-        counts = await core.sessions.counts_by_actor_type(conn, room.id)
-        attendee = participant.attendee if participant else None
-        unread, mention, direct = 0, False, False
-        if attendee is not None:
-            unread = await core.messages.count_unread(conn, room.id, after=attendee.last_read_message,
-                                                      actor_type=attendee.actor_type.value,
-                                                      actor_id=attendee.actor_id)
-            mention = attendee.last_mention_message > attendee.last_read_message
-            direct = attendee.last_mention_direct > attendee.last_read_message
-        last = await core.messages.get(conn, room.id, room.last_message_id) if room.last_message_id else None
-        can_leave = True
-        if attendee is not None and attendee.participant_type in ACCOUNT_MODERATOR_TYPES \
-                and room.type != RoomType.ONE_TO_ONE:
-            # The rule remove_self enforces: another account moderator, or no other member.
-            members = await core.attendees.count(conn, room.id, list(MEMBER_TYPES))
-            moderators = await core.attendees.count(conn, room.id, list(ACCOUNT_MODERATOR_TYPES))
-            can_leave = moderators > 1 or members <= 1
-        return RoomView(
-            room=room, participant=participant, display_name=await self._display_name(conn, room, attendee),
-            active_users=counts.get(ActorType.USERS.value, 0),
-            active_guests=counts.get(ActorType.GUESTS.value, 0) + counts.get(ActorType.EMAILS.value, 0),
-            unread_messages=unread, unread_mention=mention, unread_mention_direct=direct, last_message=last,
-            can_leave=can_leave,
-            can_delete=(attendee is not None and room.type != RoomType.ONE_TO_ONE
-                        and attendee.participant_type in (ParticipantType.OWNER, ParticipantType.MODERATOR)),
-            permissions=effective_permissions(room, attendee))
+        return (await self.views(conn, [(room, participant)]))[0]
 
-    async def _display_name(self, conn: AsyncConnection, room: Room, attendee: Attendee | None) -> str:
+    async def views(self, conn: AsyncConnection, items: list[tuple[Room, Participant | None]]) -> list[RoomView]:
+        """Room views for one caller, with a fixed number of queries however many rooms there are
+        (a room list is what clients poll most)."""
+        core = self.core
+        room_ids = [room.id for room, _ in items]
+        counts = await core.sessions.counts_by_room(conn, room_ids)
+        readers = [(room.id, p.attendee.last_read_message, p.attendee.actor_type.value, p.attendee.actor_id)
+                   for room, p in items if p is not None]
+        unread = await core.messages.count_unread_many(conn, readers)
+        last_ids = [room.last_message_id for room, _ in items if room.last_message_id]
+        last = await core.messages.get_many(conn, last_ids)
+        # can_leave, for account moderators of group rooms: the rule remove_self enforces (another
+        # account moderator, or no other member).
+        leaving = [room.id for room, p in items if p is not None and room.type != RoomType.ONE_TO_ONE
+                   and p.attendee.participant_type in ACCOUNT_MODERATOR_TYPES]
+        kinds = await core.attendees.type_counts(conn, leaving)
+        one_to_one = [room.id for room, _ in items if room.type == RoomType.ONE_TO_ONE]
+        partners: dict[int, list[Attendee]] = {}
+        for partner in await core.attendees.of_rooms(conn, one_to_one, ActorType.USERS):
+            partners.setdefault(partner.room_id, []).append(partner)
+        views = []
+        for room, participant in items:
+            attendee = participant.attendee if participant else None
+            can_leave = True
+            if room.id in kinds:
+                members = sum(n for kind, n in kinds[room.id].items() if kind in MEMBER_TYPES)
+                moderators = sum(n for kind, n in kinds[room.id].items() if kind in ACCOUNT_MODERATOR_TYPES)
+                can_leave = moderators > 1 or members <= 1
+            room_counts = counts.get(room.id, {})
+            views.append(RoomView(
+                room=room, participant=participant,
+                display_name=await self._display_name(room, attendee, partners.get(room.id, [])),
+                active_users=room_counts.get(ActorType.USERS.value, 0),
+                active_guests=room_counts.get(ActorType.GUESTS.value, 0) + room_counts.get(ActorType.EMAILS.value, 0),
+                unread_messages=unread.get(room.id, 0) if attendee is not None else 0,
+                unread_mention=attendee is not None and attendee.last_mention_message > attendee.last_read_message,
+                unread_mention_direct=(attendee is not None
+                                       and attendee.last_mention_direct > attendee.last_read_message),
+                last_message=last.get(room.last_message_id) if room.last_message_id else None,
+                can_leave=can_leave,
+                can_delete=(attendee is not None and room.type != RoomType.ONE_TO_ONE
+                            and attendee.participant_type in (ParticipantType.OWNER, ParticipantType.MODERATOR)),
+                permissions=effective_permissions(room, attendee)))
+        return views
+
+    async def _display_name(self, room: Room, attendee: Attendee | None, users: list[Attendee]) -> str:
+        """A room's name; one-to-one rooms are named after the other person (`users`: its user attendees)."""
         if room.type != RoomType.ONE_TO_ONE:
             return room.name
-        # One-to-one rooms are named after the other person.
         try:
             pair = [str(user) for user in json.loads(room.name)]
         except (ValueError, TypeError):
             return room.name
         mine = attendee.actor_id if attendee is not None and attendee.actor_type == ActorType.USERS else None
         other = next((user for user in pair if user != mine), mine or "")
-        found = await self.core.attendees.find(conn, room.id, ActorType.USERS, other)
+        found = next((a for a in users if a.actor_id == other), None)
         if found is not None and found.display_name:
             return found.display_name
-        user = await self.accounts.find_user(other)
-        return user.display_name if user is not None else other
+        account = await self.accounts.find_user(other)
+        return account.display_name if account is not None else other
 
     async def get(self, identity: Identity, token: str) -> RoomView:
         async with self.core.db.read() as conn:
@@ -160,10 +179,13 @@ class ConversationService:
         async with self.core.db.read() as conn:
             pairs = await self.core.rooms.of_actor(conn, ActorType.USERS, identity.user.id,
                                                    modified_since=modified_since)
-            views = []
+            items: list[tuple[Room, Participant | None]] = []
+            sessions = await self.core.sessions.of_attendees(conn, [attendee.id for _, attendee in pairs])
+            web_session_id = identity.web_session.id if identity.web_session is not None else None
             for room, attendee in pairs:
-                participant = await self.core.participant(conn, room, identity)
-                views.append(await self.view(conn, room, participant or Participant(room, attendee)))
+                session = self.core.session_of(sessions[attendee.id], web_session_id)
+                items.append((room, Participant(room, self.core.fresh(attendee), session)))
+            views = await self.views(conn, items)
         views.sort(key=lambda v: (not (v.attendee.favorite if v.attendee else False), -v.room.last_activity,
                                   v.room.id))
         return views

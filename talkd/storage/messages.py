@@ -90,6 +90,25 @@ class MessageStore:
                  .order_by(messages.c.id).limit(limit))
         return [_message(row) for row in await conn.execute(query)]
 
+    async def count_unread_many(self, conn: AsyncConnection, readers: list[tuple[int, int, str, str]], *,
+                                cap: int = 1000) -> dict[int, int]:
+        """For (room id, read up to, actor type, actor id) readers: per room, comments by others newer
+        than their marker (system messages do not count), at most `cap`. One query per distinct actor
+        (a room list has one)."""
+        found: dict[int, int] = {}
+        by_actor: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for room_id, after, actor_type, actor_id in readers:
+            by_actor.setdefault((actor_type, actor_id), []).append((room_id, after))
+        for (actor_type, actor_id), marks in by_actor.items():
+            newer = sa.or_(*[sa.and_(messages.c.room_id == room_id, messages.c.id > after) for room_id, after in marks])
+            query = (sa.select(messages.c.room_id, sa.func.count())
+                     .where(newer, messages.c.verb == Verb.COMMENT.value,
+                            sa.not_(sa.and_(messages.c.actor_type == actor_type, messages.c.actor_id == actor_id)))
+                     .group_by(messages.c.room_id))
+            for room_id, count in await conn.execute(query):
+                found[int(room_id)] = min(int(count), cap)
+        return found
+
     async def count_unread(self, conn: AsyncConnection, room_id: int, *, after: int, actor_type: str,
                            actor_id: str, cap: int = 1000) -> int:
         """Comments by others newer than `after` (system messages do not count), up to `cap`."""

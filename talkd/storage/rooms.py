@@ -213,6 +213,25 @@ class AttendeeStore:
                  .values(last_read_message=sa.bindparam("m_id")))
         await conn.execute(query, [{"a_id": a, "m_id": m} for a, m in markers.items()])
 
+    async def of_rooms(self, conn: Conn, room_ids: Sequence[int], actor_type: ActorType) -> list[Attendee]:
+        if not room_ids:
+            return []
+        query = (sa.select(attendees).where(attendees.c.room_id.in_(list(room_ids)),
+                                            attendees.c.actor_type == actor_type.value).order_by(attendees.c.id))
+        return [_attendee(row) for row in await conn.execute(query)]
+
+    async def type_counts(self, conn: Conn, room_ids: Sequence[int]) -> dict[int, dict[int, int]]:
+        """Per room, how many attendees of each participant type."""
+        found: dict[int, dict[int, int]] = {room_id: {} for room_id in room_ids}
+        if not room_ids:
+            return found
+        query = (sa.select(attendees.c.room_id, attendees.c.participant_type, sa.func.count())
+                 .where(attendees.c.room_id.in_(list(room_ids)))
+                 .group_by(attendees.c.room_id, attendees.c.participant_type))
+        for room_id, kind, count in await conn.execute(query):
+            found[room_id][int(kind)] = int(count)
+        return found
+
     async def count(self, conn: Conn, room_id: int, participant_types: Sequence[ParticipantType] | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(attendees).where(attendees.c.room_id == room_id)
         if participant_types is not None:
@@ -305,6 +324,19 @@ class SessionStore:
                  .join(attendees, attendees.c.id == room_sessions.c.attendee_id)
                  .where(room_sessions.c.last_ping < pinged_before).order_by(room_sessions.c.id))
         return [(int(row[0]), int(row[1])) for row in await conn.execute(query)]
+
+    async def counts_by_room(self, conn: Conn, room_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Per room, how many users and how many guests have at least one session there."""
+        found: dict[int, dict[str, int]] = {room_id: {} for room_id in room_ids}
+        if not room_ids:
+            return found
+        query = (sa.select(attendees.c.room_id, attendees.c.actor_type, sa.func.count(sa.distinct(attendees.c.id)))
+                 .join(room_sessions, room_sessions.c.attendee_id == attendees.c.id)
+                 .where(attendees.c.room_id.in_(list(room_ids)))
+                 .group_by(attendees.c.room_id, attendees.c.actor_type))
+        for room_id, actor_type, count in await conn.execute(query):
+            found[room_id][actor_type] = int(count)
+        return found
 
     async def counts_by_actor_type(self, conn: Conn, room_id: int) -> dict[str, int]:
         """How many users and how many guests have at least one session in the room."""
