@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from tests.api.conftest import app_factory
+from tests.helpers.cluster import two_nodes
 
-__all__ = ["app_factory"]
+__all__ = ["app_factory", "two_nodes"]

@@ -16,6 +16,7 @@ from talkd.config import Settings
 from talkd.crypto import fast_password_hashing
 from talkd.services import Services
 from talkd.storage.database import Database
+from tests.helpers.cluster import two_nodes
 
 SHARED_SECRET = "shared-secret-for-tests"
 TURN_SECRET = "turn-secret-for-tests"
@@ -59,3 +60,6 @@ async def make_client(settings: Settings, db: Database, aiohttp_client: AiohttpC
     yield make
     for services in built:
         await services.bus.close()
+
+
+__all__ = ["two_nodes"]

@@ -5,52 +5,17 @@ NATS: TALKD_TEST_NATS_URL (default nats://127.0.0.1:4222); skipped locally witho
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator
-
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 
-from talkd.app import build_services, create_app
-from talkd.bus.nats import NatsBus
-from talkd.config import Settings
-from talkd.crypto import fast_password_hashing
-from talkd.services import Services
-from talkd.storage.database import Database
+from tests.helpers.cluster import Node
 from tests.helpers.spreed import SpreedSocket
-
-NATS_URL = os.environ.get("TALKD_TEST_NATS_URL", "nats://127.0.0.1:4222")
-
-
-async def _require_nats() -> None:
-    try:
-        bus = await asyncio.wait_for(NatsBus.connect(NATS_URL, prefix="probe"), 3)
-    except Exception as exc:  # any connection failure means "no NATS here"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"NATS at {NATS_URL} is required in CI: {exc}")
-        pytest.skip(f"no NATS at {NATS_URL}: {exc}")
-    await bus.close()
 
 
 @pytest.fixture
-async def nodes(settings: Settings, db: Database, aiohttp_client: AiohttpClient
-                ) -> AsyncIterator[tuple[TestClient, TestClient]]:
-    await _require_nats()
-    # Same data dir, so both nodes share the kept secrets, as a cluster shares its configuration.
-    shared = settings.replace(bus__url=NATS_URL, bus__prefix=f"t{uuid.uuid4().hex[:12]}")
-    built: list[Services] = []
-    clients = []
-    for _ in range(2):
-        services = await build_services(shared, db=db, hashing=fast_password_hashing())
-        built.append(services)
-        clients.append(await aiohttp_client(create_app(services)))
-    yield clients[0], clients[1]
-    for services in built:
-        await services.bus.close()
+def nodes(two_nodes: list[Node]) -> tuple[TestClient, TestClient]:
+    return two_nodes[0].client, two_nodes[1].client
 
 
 async def test_a_room_spread_over_two_nodes_relays_and_broadcasts(nodes: tuple[TestClient, TestClient]) -> None:
