@@ -55,6 +55,7 @@ class Action(enum.Enum):
     MAKE_PRIVATE = "make-private"
     DELETE = "delete"
     READ_CHAT = "read-chat"
+    SET_READ_MARKER = "set-read-marker"
     POST_CHAT = "post-chat"
     DELETE_ANY_MESSAGE = "delete-any-message"
     VIEW_CALL = "view-call"
@@ -99,6 +100,7 @@ NEEDS: dict[Action, Role] = {
     Action.MAKE_PUBLIC: Role.ACCOUNT_MODERATOR,
     Action.MAKE_PRIVATE: Role.ACCOUNT_MODERATOR,
     Action.READ_CHAT: Role.GUEST,
+    Action.SET_READ_MARKER: Role.USER,
     Action.POST_CHAT: Role.GUEST,
     Action.DELETE_ANY_MESSAGE: Role.MODERATOR,
     Action.VIEW_CALL: Role.GUEST,
@@ -112,6 +114,10 @@ NEEDS: dict[Action, Role] = {
 # Actions of the call API, which Talk refuses in read-only conversations (403) and, for those the
 # lobby keeps out, while the lobby is on (412) - checked in this order, after "not a participant" (404).
 CALL_ACTIONS = frozenset({Action.VIEW_CALL, Action.JOIN_CALL, Action.LEAVE_CALL, Action.END_CALL_FOR_ALL})
+
+
+# Account-only actions Talk answers with 404 (not 401) for guests.
+NOT_FOUND_FOR_GUESTS = frozenset({Action.SET_READ_MARKER})
 
 
 def role_of(participant: Participant | None) -> Role:
@@ -144,6 +150,8 @@ def require(action: Action, room: Room, participant: Participant | None) -> None
         return
     if role is Role.OUTSIDER:
         raise NotFound("Not a participant of this conversation")
+    if action in NOT_FOUND_FOR_GUESTS:
+        raise NotFound("Guests have no read marker")
     if needed is Role.USER:
         # Favorites and notification levels belong to an account: a guest is "not logged in".
         raise NotAuthenticated("Guests have no account settings")

@@ -392,6 +392,18 @@ async def test_read_marker_drives_unread_messages(talk: TalkClient) -> None:
     (await talk.ocs("POST", f"{V1}/chat/{token}/read", user="eve", json={})).expect(404)
 
 
+async def test_guests_have_no_read_marker(talk: TalkClient) -> None:
+    await talk.make_user("alice")
+    token = await group_room(talk, "alice", public=True)
+    async with guest_client(talk) as guest:
+        await join_as_guest(guest, token)
+        # Talk's docs: 404 "when the participant is a guest", for setting and for clearing it.
+        (await guest.ocs("POST", f"{V1}/chat/{token}/read", json={})).expect(404)
+        (await guest.ocs("DELETE", f"{V1}/chat/{token}/read")).expect(404)
+        # Reading the chat itself stays open to them.
+        (await guest.ocs("GET", f"{V1}/chat/{token}", params={"limit": 1})).expect(200)
+
+
 async def test_room_list_counts_unread_per_participant(talk: TalkClient) -> None:
     await _users(talk, "alice", "bob", "carol")
     token = await group_room(talk, "alice", "bob", "carol")
