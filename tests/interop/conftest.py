@@ -19,4 +19,13 @@ def talkd_server(tmp_path: Path) -> Iterator[RunningTalkd]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def shared_talkd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningTalkd]:
+    """One talkd subprocess for a whole test module (client tests that each make their own users and
+    rooms); quiet, and without login throttling, since a module makes many logins in a row."""
+    with talkd_process(tmp_path_factory.mktemp("talkd") / "data",
+                       extra_args=("--log-level", "warning", "--security-bruteforce-enabled", "false")) as server:
+        yield server
+
+
 __all__ = ["app_factory"]

@@ -4,110 +4,32 @@ on PostgreSQL when TALKD_TEST_DATABASE_URL is set (its schema recreated first), 
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
+from nc_py_api import AsyncNextcloud, NextcloudException
+from nc_py_api.talk import ConversationType
 
-from tests import conftest as root_conftest
-
-nc_py_api = pytest.importorskip("nc_py_api")
-from nc_py_api import AsyncNextcloud, NextcloudException  # noqa: E402
-from nc_py_api.talk import ConversationType  # noqa: E402
+from tests.helpers.server import RunningTalkd
 
 pytestmark = pytest.mark.interop
 
-REPO = Path(__file__).resolve().parents[2]
-ADMIN_PASSWORD = "interop-admin-password"
 BOB_PASSWORD = "interop-bob-password-1"
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _reset_postgres(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    directory = tmp_path_factory.mktemp("talkd-serve")
-    port = _free_port()
-    args = [sys.executable, "-m", "talkd", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--data-dir", str(directory / "data"), "--log-level", "warning",
-            "--security-bruteforce-enabled", "false"]
-    pg_url = root_conftest.POSTGRES_URL
-    if pg_url:
-        asyncio.run(_reset_postgres(pg_url))
-        args += ["--database-url", pg_url]
-    env = {**os.environ, "TALKD_ADMIN_PASSWORD": ADMIN_PASSWORD, "PYTHONPATH": str(REPO)}
-    log = directory / "talkd.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if process.poll() is not None:
-                raise AssertionError(f"talkd exited: {log.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/status.php", timeout=1) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"talkd did not start: {log.read_text()}")
-        yield Server(url, process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if pg_url:
-            # The schema this server built is not the test fixtures' one: let them migrate afresh.
-            root_conftest._state["pg_migrated"] = False
-
-
 @pytest.fixture
-async def admin(server: Server) -> AsyncIterator[AsyncNextcloud]:
-    nc = AsyncNextcloud(nextcloud_url=server.url, nc_auth_user="admin", nc_auth_pass=ADMIN_PASSWORD)
+async def admin(shared_talkd_server: RunningTalkd) -> AsyncIterator[AsyncNextcloud]:
+    server = shared_talkd_server
+    nc = AsyncNextcloud(nextcloud_url=server.base_url, nc_auth_user=server.admin_user,
+                        nc_auth_pass=server.admin_password)
     if "bob" not in await nc.users.get_list("bob"):
         await nc.users.create("bob", password=BOB_PASSWORD, display_name="Bob")
     yield nc
 
 
 @pytest.fixture
-async def bob(server: Server, admin: AsyncNextcloud) -> AsyncNextcloud:
-    return AsyncNextcloud(nextcloud_url=server.url, nc_auth_user="bob", nc_auth_pass=BOB_PASSWORD)
+async def bob(shared_talkd_server: RunningTalkd, admin: AsyncNextcloud) -> AsyncNextcloud:
+    return AsyncNextcloud(nextcloud_url=shared_talkd_server.base_url, nc_auth_user="bob", nc_auth_pass=BOB_PASSWORD)
 
 
 async def test_talk_is_available_with_chat_features(admin: AsyncNextcloud) -> None:

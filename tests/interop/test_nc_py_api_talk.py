@@ -4,85 +4,17 @@ conversation and participant field it knows, so a missing or wrongly typed field
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from nc_py_api import AsyncNextcloud, NextcloudException
 from nc_py_api.talk import ConversationType, NotificationLevel, ParticipantType
 
+from tests.helpers.server import ADMIN_PASSWORD, RunningTalkd
+
 pytestmark = pytest.mark.interop
 
-ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_URL = os.environ.get("TALKD_TEST_DATABASE_URL", "")
-ADMIN_PASSWORD = "interop-admin-password"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _reset_postgres(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await conn.close()
-
-
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"talkd exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/status.php", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"talkd did not start:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
-def talkd_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A talkd server process on a free port, its own data directory and (with PostgreSQL) a fresh schema."""
-    data_dir = tmp_path_factory.mktemp("talkd-serve")
-    port = _free_port()
-    command = [sys.executable, "-m", "talkd", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--data-dir", str(data_dir)]
-    if POSTGRES_URL:
-        asyncio.run(_reset_postgres(POSTGRES_URL))
-        command += ["--database-url", POSTGRES_URL]
-    env = {**os.environ, "TALKD_ADMIN_PASSWORD": ADMIN_PASSWORD, "PYTHONPATH": str(ROOT)}
-    log = data_dir / "talkd.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(url, process, log)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def talkd_url(shared_talkd_server: RunningTalkd) -> str:
+    return shared_talkd_server.base_url
 
 
 def read_all(entity: object) -> dict[str, object]:
@@ -92,6 +24,7 @@ def read_all(entity: object) -> dict[str, object]:
 
 
 def client(url: str, user: str = "admin", password: str = ADMIN_PASSWORD) -> AsyncNextcloud:
+    """nc-py-api as `user` (the admin by default)."""
     return AsyncNextcloud(nextcloud_url=url, nc_auth_user=user, nc_auth_pass=password)
 
 
