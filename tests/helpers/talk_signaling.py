@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from tests.helpers.client import TalkClient
-from tests.helpers.webrtc_peer import Message, Send, WebRtcPeer
+from tests.helpers.webrtc_peer import Message, Send, WebRtcPeer, wait_while_pumping
 
 
 @dataclass(frozen=True)
@@ -76,18 +76,7 @@ class TalkSignalingRelay:
 
     async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
         """Until every event is set; a pump failing (a refused request, a peer error) ends the wait."""
-        pending = {asyncio.create_task(event.wait()) for event in events}
-        pumps = set(self._pumps)
-        try:
-            async with asyncio.timeout(timeout):
-                while pending:
-                    done, rest = await asyncio.wait(pending | pumps, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done & pumps:
-                        task.result()
-                    pending = rest - pumps
-        finally:
-            for task in pending:
-                task.cancel()
+        await wait_while_pumping(events, self._pumps, timeout)
 
     async def close(self) -> None:
         for pump in self._pumps:

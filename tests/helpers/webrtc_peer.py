@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from aiortc import (
@@ -139,6 +139,24 @@ class WebRtcPeer:
                 self.media_received.set()
 
 
+async def wait_while_pumping(events: Sequence[asyncio.Event], pumps: Iterable[asyncio.Task[Any]],
+                             timeout: float) -> None:
+    """Until every event is set, within `timeout`. The pumps deliver signaling messages to peers and
+    only end by raising (a refused request, a peer error): that error ends the wait at once."""
+    pending: set[asyncio.Task[Any]] = {asyncio.create_task(event.wait()) for event in events}
+    running = set(pumps)
+    try:
+        async with asyncio.timeout(timeout):
+            while pending:
+                done, rest = await asyncio.wait(pending | running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done & running:
+                    task.result()
+                pending = rest - running
+    finally:
+        for task in pending:
+            task.cancel()
+
+
 class MemoryRelay:
     """Carries each peer's messages to the other, in order, in-process (what talkd's signaling will do)."""
 
@@ -161,18 +179,7 @@ class MemoryRelay:
 
     async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
         """Until every event is set; a peer failing on a message ends the wait with its error."""
-        pending = {asyncio.create_task(event.wait()) for event in events}
-        pumps = set(self._pumps)
-        try:
-            async with asyncio.timeout(timeout):
-                while pending:
-                    done, rest = await asyncio.wait(pending | pumps, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done & pumps:
-                        task.result()  # a pump only ends by raising
-                    pending = rest - pumps
-        finally:
-            for task in pending:
-                task.cancel()
+        await wait_while_pumping(events, self._pumps, timeout)
 
     async def _pump(self, peer: WebRtcPeer, queue: asyncio.Queue[Message]) -> None:
         while True:
