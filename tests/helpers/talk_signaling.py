@@ -5,14 +5,13 @@ long-polls GET /signaling/{token} and hands what arrives to its peer. Same inter
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tests.helpers.client import TalkClient
-from tests.helpers.webrtc_peer import Message, Send, WebRtcPeer, wait_while_pumping
+from tests.helpers.webrtc_peer import Message, PumpedRelay, Send, WebRtcPeer
 
 
 @dataclass(frozen=True)
@@ -28,15 +27,15 @@ class Endpoint:
         return f"/apps/spreed/api/v3/signaling/{self.token}"
 
 
-class TalkSignalingRelay:
+class TalkSignalingRelay(PumpedRelay):
+    """Carries peers' messages through talkd's internal signaling (POST and long-polled GET per session)."""
+
     def __init__(self) -> None:
-        self.peers: dict[str, WebRtcPeer] = {}
-        self.log: list[tuple[str, str, Message]] = []  # (from session, to session, inner message) as received
+        super().__init__()  # its log: (from session, to session, inner message) as received
         self.sent: list[tuple[str, str, Message]] = []  # the same, as accepted by talkd (POST answered 200)
         self._progress = asyncio.Condition()
         self.users_in_room: dict[str, list[dict[str, Any]]] = {}
         self._endpoints: dict[str, Endpoint] = {}
-        self._pumps: list[asyncio.Task[None]] = []
 
     def sender(self, me: Endpoint, other: Endpoint) -> Send:
         async def send(message: Message) -> None:
@@ -73,16 +72,3 @@ class TalkSignalingRelay:
         candidates arrive)."""
         async with asyncio.timeout(timeout), self._progress:
             await self._progress.wait_for(lambda: len(self.log) >= len(self.sent))
-
-    async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
-        """Until every event is set; a pump failing (a refused request, a peer error) ends the wait."""
-        await wait_while_pumping(events, self._pumps, timeout)
-
-    async def close(self) -> None:
-        for pump in self._pumps:
-            pump.cancel()
-        for pump in self._pumps:
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-        for peer in self.peers.values():
-            await peer.close()

@@ -157,14 +157,34 @@ async def wait_while_pumping(events: Sequence[asyncio.Event], pumps: Iterable[as
             task.cancel()
 
 
-class MemoryRelay:
-    """Carries each peer's messages to the other, in order, in-process (what talkd's signaling will do)."""
+class PumpedRelay:
+    """What relays share: peers, a log of (from, to, message), and pump tasks feeding the peers."""
 
     def __init__(self) -> None:
         self.peers: dict[str, WebRtcPeer] = {}
-        self.log: list[tuple[str, str, Message]] = []  # (from, to, message)
-        self._queues: dict[str, asyncio.Queue[Message]] = {}
+        self.log: list[tuple[str, str, Message]] = []
         self._pumps: list[asyncio.Task[None]] = []
+
+    async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
+        """Until every event is set; a pump failing (a refused request, a peer error) ends the wait."""
+        await wait_while_pumping(events, self._pumps, timeout)
+
+    async def close(self) -> None:
+        for pump in self._pumps:
+            pump.cancel()
+        for pump in self._pumps:
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+        for peer in self.peers.values():
+            await peer.close()
+
+
+class MemoryRelay(PumpedRelay):
+    """Carries each peer's messages to the other, in order, in-process (what talkd's signaling will do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queues: dict[str, asyncio.Queue[Message]] = {}
 
     def sender(self, sender: str, recipient: str) -> Send:
         async def send(message: Message) -> None:
@@ -177,19 +197,7 @@ class MemoryRelay:
         queue = self._queues.setdefault(peer.name, asyncio.Queue())
         self._pumps.append(asyncio.create_task(self._pump(peer, queue), name=f"relay-to-{peer.name}"))
 
-    async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
-        """Until every event is set; a peer failing on a message ends the wait with its error."""
-        await wait_while_pumping(events, self._pumps, timeout)
-
     async def _pump(self, peer: WebRtcPeer, queue: asyncio.Queue[Message]) -> None:
         while True:
             await peer.handle(await queue.get())
 
-    async def close(self) -> None:
-        for pump in self._pumps:
-            pump.cancel()
-        for pump in self._pumps:
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
-        for peer in self.peers.values():
-            await peer.close()
