@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -81,22 +82,14 @@ class Database:
     async def transaction(self, name: str) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on success and rolled back on any exception."""
         started = time.monotonic()
-        if self._write_lock is not None:
-            async with self._write_lock, self.write_engine.connect() as conn:
-                conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
-                try:
-                    async with conn.begin():
-                        yield conn
-                finally:
-                    conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
-        else:
-            async with self.engine.connect() as conn:
-                conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
-                try:
-                    async with conn.begin():
-                        yield conn
-                finally:
-                    conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
+        # SQLite: one writer at a time, queued here on the lock, on the writer's own connection.
+        async with self._write_lock or contextlib.nullcontext(), self.write_engine.connect() as conn:
+            conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
         elapsed = time.monotonic() - started
         if elapsed > SLOW_TRANSACTION_SECONDS:
             log.warning("slow transaction", extra={"txn": name, "seconds": round(elapsed, 3)})
