@@ -111,6 +111,3 @@ class ChatTail:
             drop = len(tail.messages) - self.per_room
             tail.floor = tail.messages[drop - 1].id
             del tail.messages[:drop]
-
-    def forget(self, room_id: int) -> None:
-        self._rooms.pop(room_id, None)

@@ -109,16 +109,6 @@ class MessageStore:
                 found[int(room_id)] = min(int(count), cap)
         return found
 
-    async def count_unread(self, conn: AsyncConnection, room_id: int, *, after: int, actor_type: str,
-                           actor_id: str, cap: int = 1000) -> int:
-        """Comments by others newer than `after` (system messages do not count), up to `cap`."""
-        inner = (sa.select(messages.c.id)
-                 .where(messages.c.room_id == room_id, messages.c.id > after,
-                        messages.c.verb == Verb.COMMENT.value,
-                        sa.not_(sa.and_(messages.c.actor_type == actor_type, messages.c.actor_id == actor_id)))
-                 .limit(cap).subquery())
-        return int((await conn.execute(sa.select(sa.func.count()).select_from(inner))).scalar_one())
-
     async def update(self, conn: AsyncConnection, message_id: int, **fields: Any) -> None:
         if "parameters" in fields:
             fields["parameters"] = orjson.dumps(fields["parameters"]).decode()

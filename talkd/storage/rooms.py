@@ -232,12 +232,6 @@ class AttendeeStore:
             found[room_id][int(kind)] = int(count)
         return found
 
-    async def count(self, conn: Conn, room_id: int, participant_types: Sequence[ParticipantType] | None = None) -> int:
-        query = sa.select(sa.func.count()).select_from(attendees).where(attendees.c.room_id == room_id)
-        if participant_types is not None:
-            query = query.where(attendees.c.participant_type.in_([int(t) for t in participant_types]))
-        return int((await conn.execute(query)).scalar_one())
-
 
 class SessionStore:
     async def create(self, conn: Conn, *, attendee_id: int, session_id: str, web_session_id: int | None,
@@ -337,10 +331,3 @@ class SessionStore:
         for room_id, actor_type, count in await conn.execute(query):
             found[room_id][actor_type] = int(count)
         return found
-
-    async def counts_by_actor_type(self, conn: Conn, room_id: int) -> dict[str, int]:
-        """How many users and how many guests have at least one session in the room."""
-        query = (sa.select(attendees.c.actor_type, sa.func.count(sa.distinct(attendees.c.id)))
-                 .join(room_sessions, room_sessions.c.attendee_id == attendees.c.id)
-                 .where(attendees.c.room_id == room_id).group_by(attendees.c.actor_type))
-        return {row[0]: int(row[1]) for row in await conn.execute(query)}
