@@ -60,7 +60,6 @@ class Services:
     calls: CallService
     signaling: SignalingService
     background: list[asyncio.Task[Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
     room_lookup: RoomLookup = field(default=no_rooms)
 
 
