@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +65,22 @@ async def wait_listening(base: str, timeout: float = 30.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def subprocess_server(cache_seconds: float, database_url: str) -> AsyncIterator[str]:
+async def talkd_subprocess(database_url: str, env: dict[str, str] | None = None,
+                           preexec: Callable[[], None] | None = None) -> AsyncIterator[tuple[str, int]]:
+    """`python -m talkd serve` on a free port and a temporary data dir, with only the TALKD_* settings
+    given in `env`; yields its base URL and pid, and stops it (SIGTERM, then SIGKILL) at the end."""
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TALKD_")}
-        env.update(TALKD_ADMIN_PASSWORD=ADMIN_PASSWORD, TALKD_SECURITY_CREDENTIAL_CACHE_SECONDS=str(cache_seconds),
-                   PYTHONPATH=str(ROOT))
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TALKD_")}
+        environment.update(TALKD_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT), **(env or {}))
         argv = [sys.executable, "-m", "talkd", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--data-dir", data_dir] + (["--database-url", database_url] if database_url else [])
-        process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                                       stderr=subprocess.DEVNULL)
+        process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,
+                                                       stderr=subprocess.DEVNULL, preexec_fn=preexec)
         base = f"http://127.0.0.1:{port}"
         try:
             await wait_listening(base)
-            yield base
+            yield base, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -86,6 +88,13 @@ async def subprocess_server(cache_seconds: float, database_url: str) -> AsyncIte
             except TimeoutError:
                 process.kill()
                 await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def subprocess_server(cache_seconds: float, database_url: str) -> AsyncIterator[str]:
+    env = {"TALKD_SECURITY_CREDENTIAL_CACHE_SECONDS": str(cache_seconds)}
+    async with talkd_subprocess(database_url, env) as (base, _pid):
+        yield base
 
 
 @contextlib.asynccontextmanager

@@ -25,10 +25,7 @@ import json
 import os
 import platform
 import resource
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -37,10 +34,10 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout, TCPConnector
 
-from bench.auth import basic, free_port, wait_listening
+from bench.auth import ADMIN_PASSWORD, basic, talkd_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN = ("admin", "bench admin passphrase")
+ADMIN = ("admin", ADMIN_PASSWORD)
 OCS = "/ocs/v2.php"
 ROOM = f"{OCS}/apps/spreed/api/v4/room"
 CHAT = f"{OCS}/apps/spreed/api/v1/chat"
@@ -81,25 +78,8 @@ def _raise_file_limit() -> None:
 
 @contextlib.asynccontextmanager
 async def talkd_server(database_url: str) -> AsyncIterator[Server]:
-    with tempfile.TemporaryDirectory() as data_dir:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TALKD_")}
-        env.update(TALKD_ADMIN_PASSWORD=ADMIN[1], PYTHONPATH=str(ROOT))
-        argv = [sys.executable, "-m", "talkd", "serve", "--host", "127.0.0.1", "--port", str(port),
-                "--data-dir", data_dir] + (["--database-url", database_url] if database_url else [])
-        process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                                       stderr=subprocess.DEVNULL, preexec_fn=_raise_file_limit)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            await wait_listening(base)
-            yield Server(base, process.pid)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+    async with talkd_subprocess(database_url, preexec=_raise_file_limit) as (base, pid):
+        yield Server(base, pid)
 
 
 class Api:
