@@ -215,6 +215,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(_every(expiry_interval(services.settings), services.calls.expire_sessions,
                                    services.clock), name="session-expiry"),
     ]
+    if services.settings.webrtc.enabled:
+        tasks.append(asyncio.create_task(services.spreed.directory.follow(), name="spreed-directory"))
     services.background.extend(tasks)
     await asyncio.sleep(0)  # let the subscriptions start before the first request
     yield

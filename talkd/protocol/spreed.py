@@ -420,6 +420,12 @@ class SessionData:
             doc["Status"] = self.status
         return doc
 
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> SessionData:
+        """The inverse of `document` (for session data another node announced)."""
+        return cls(id=str(doc["Id"]), userid=str(doc.get("Userid", "")), ua=str(doc.get("Ua", "")),
+                   rev=int(doc.get("Rev", 0)), prio=int(doc.get("Prio", 0)), status=doc.get("Status"))
+
 
 # --- REST -----------------------------------------------------------------------------------------------
 

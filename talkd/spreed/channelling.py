@@ -23,7 +23,8 @@ from talkd.crypto import random_token
 from talkd.errors import TalkdError
 from talkd.protocol import spreed as p
 from talkd.spreed.handlers import HANDLERS
-from talkd.spreed.service import FRAME, TAKEOVER, Session, SpreedService, room_topic, session_topic
+from talkd.spreed.model import Session
+from talkd.spreed.service import FRAME, TAKEOVER, SpreedService, room_topic, session_topic
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ class Connection:
             await subscription.close()
         if self._session is not None:
             if self.replaced:
-                self.service.retire(self._session)
+                await self.service.retire(self._session)
             else:
                 await self.service.disconnect(self._session)
 

@@ -53,7 +53,7 @@ async def on_relay(conn: Connection, msg: p.Relay, iid: str) -> None:
 
 async def on_status(conn: Connection, msg: p.StatusUpdate, iid: str) -> None:
     service, session = conn.service, conn.session
-    service.update_status(session, msg.status)
+    await service.update_status(session, msg.status)
     await service.broadcast(session, service.status_document(session))
 
 
@@ -104,7 +104,7 @@ async def on_alive(conn: Connection, msg: p.Alive, iid: str) -> None:
 
 async def on_authentication(conn: Connection, msg: p.Authentication, iid: str) -> None:
     service, session = conn.service, conn.session
-    service.authenticate(session, msg.userid, msg.nonce)
+    await service.authenticate(session, msg.userid, msg.nonce)
     conn.reply(service.self_document(session), iid)
     await service.broadcast(session, service.status_document(session))
 

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,10 @@ from talkd.errors import (
     TalkdError,
     TooLarge,
 )
-from talkd.protocol.spreed import API_VERSION, ContactRequest, SessionData, SessionsRequest, outgoing
+from talkd.protocol.spreed import API_VERSION, ContactRequest, SessionsRequest, outgoing
+from talkd.spreed.directory import RoomDirectory
 from talkd.spreed.images import ImageCache, parse_data_url
+from talkd.spreed.model import Room, Session
 from talkd.spreed.tokens import (
     ATTESTATION_REFRESH,
     SessionToken,
@@ -48,7 +50,6 @@ ROOM_SCOPE = "spreed-room"
 SESSION_SCOPE = "spreed-session"
 DEFAULT_ROOM_TYPE = "Room"
 CONFERENCE_ROOM_TYPE = "Conference"
-ROOM_EXPIRY = 60.0          # seconds a room (and its PIN) outlives its last member
 MAX_USERS_LISTED = 5000
 MAX_ACCESS_TOKEN_BYTES = 100
 ROOM_NAME_LENGTH = 11
@@ -77,40 +78,6 @@ def clean_uris(values: tuple[str, ...]) -> list[str]:
             if uri not in seen:
                 seen.append(uri)
     return seen
-
-
-@dataclass(eq=False)
-class Session:
-    id: str
-    sid: str
-    connection: str
-    index: int
-    stamp: float
-    userid: str = ""
-    ua: str = ""
-    status: Any = None
-    rev: int = 0
-    prio: int = 100
-    room_id: str | None = None  # None: no room (before Hello, after Leave or a failed join)
-    nonce: str = ""             # the latest nonce issued for this session; single use
-    closed: bool = False
-    contacts: set[str] = field(default_factory=set)  # linked via Sessions(contact): they see our Left
-    attestation: str = ""
-    attestation_until: float = 0.0
-
-    def data(self) -> SessionData:
-        return SessionData(id=self.id, userid=self.userid, ua=self.ua, rev=self.rev, prio=self.prio,
-                           status=self.status)
-
-
-@dataclass(eq=False)
-class Room:
-    id: str
-    name: str
-    type: str
-    pin: str | None
-    members: dict[str, Session] = field(default_factory=dict)
-    empty_since: float | None = None
 
 
 class AccessTokens:
@@ -168,7 +135,7 @@ class SpreedService:
         self._conference_patterns = [re.compile(p) for p in settings.conference_rooms]
         self.access_tokens = AccessTokens(Path(settings.token_file)) if settings.token_file else None
         self.sessions: dict[str, Session] = {}
-        self.rooms: dict[str, Room] = {}
+        self.directory = RoomDirectory(bus, clock)
         self.users: dict[str, dict[str, Session]] = {}
         self.images = ImageCache()
         self.counters = Counters()
@@ -211,7 +178,7 @@ class SpreedService:
         previous = self.sessions.get(session.id)
         if previous is not None:
             session.contacts = previous.contacts
-            self.retire(previous)
+            await self.retire(previous)
         self.sessions[session.id] = session
         userid = (header_userid or st.userid) if self.users_enabled else ""
         if userid:
@@ -219,14 +186,14 @@ class SpreedService:
         await self.bus.publish(session_topic(session.id), {"type": TAKEOVER, "connection": connection})
         return session
 
-    def retire(self, session: Session) -> None:
+    async def retire(self, session: Session) -> None:
         """Forget a session that another connection took over: no Left, no broadcast."""
         session.closed = True
-        room = self.rooms.get(session.room_id or "")
-        if room is not None and room.members.get(session.id) is session:
-            self._remove_member(room, session)
+        room = self.directory.get(session.room_id)
         session.room_id = None
         self._forget(session)
+        if room is not None:
+            await self.directory.remove(room, session)
 
     async def disconnect(self, session: Session) -> None:
         """The socket closed: leave the room (Left "hard"), tell linked contacts, drop the session."""
@@ -272,10 +239,10 @@ class SpreedService:
         }
 
     def update_ua(self, session: Session, ua: str) -> None:
-        session.ua = ua
+        session.ua = ua  # announced by the join that follows
         session.rev += 1
 
-    def update_status(self, session: Session, status: Any) -> None:
+    async def update_status(self, session: Session, status: Any) -> None:
         """Store a Status; a buddy picture sent as a data URL is kept here and replaced by `img:<ref>`."""
         if isinstance(status, dict) and isinstance(status.get("buddyPicture"), str) \
                 and status["buddyPicture"].startswith("data:"):
@@ -286,6 +253,7 @@ class SpreedService:
                 status["buddyPicture"] = "img:" + self.images.update(session.id, *parsed, self.clock.now())
         session.status = status
         session.rev += 1
+        await self.directory.changed(session)
 
     def status_document(self, session: Session) -> dict[str, Any]:
         doc: dict[str, Any] = {"Type": "Status", "Id": session.id}
@@ -309,20 +277,13 @@ class SpreedService:
     def new_room_name(self) -> str:
         return random_token(ROOM_NAME_LENGTH)
 
-    def _live_rooms(self) -> dict[str, Room]:
-        now = self.clock.monotonic()
-        for rid in [rid for rid, room in self.rooms.items()
-                    if room.empty_since is not None and now - room.empty_since >= ROOM_EXPIRY]:
-            del self.rooms[rid]
-        return self.rooms
-
     async def join(self, session: Session, name: str, room_type: str, pin: str | None) -> Room:
         """Hello: leave a different room first (even if this join fails), enter, announce Joined."""
         rid = self.room_id(name, room_type)
         if session.room_id is not None and session.room_id != rid:
             await self.leave(session, "soft")
         try:
-            room = self._enter(session, rid, name, room_type or self.configured_type(name), pin)
+            room = await self._enter(session, rid, name, room_type or self.configured_type(name), pin)
         except TalkdError:
             if session.room_id is not None:
                 await self.leave(session, "soft")
@@ -332,18 +293,17 @@ class SpreedService:
         await self.broadcast(session, joined)
         return room
 
-    def _enter(self, session: Session, rid: str, name: str, room_type: str, pin: str | None) -> Room:
+    async def _enter(self, session: Session, rid: str, name: str, room_type: str, pin: str | None) -> Room:
         authenticated = bool(session.userid)
         if rid == self.default_room_id and not self.settings.default_room_enabled:
             raise Forbidden("The default room is not enabled", reason="default_room_disabled")
         if self.users_enabled and self.settings.authorize_room_join and not authenticated:
             raise Forbidden("Room join requires a user account", reason="room_join_requires_account")
-        room = self._live_rooms().get(rid)
+        room = self.directory.live().get(rid)
         if room is None:
             if self.users_enabled and self.settings.authorize_room_creation and not authenticated:
                 raise Forbidden("Room creation requires a user account", reason="room_join_requires_account")
-            room = Room(id=rid, name=name, type=room_type, pin=pin)
-            self.rooms[rid] = room
+            room = await self.directory.create(rid, name, room_type, pin)
         if room.pin is None and pin is not None:
             raise InvalidInput("No credentials may be provided for this room", reason="authorization_not_required")
         if room.pin is not None:
@@ -351,15 +311,9 @@ class SpreedService:
                 raise Forbidden("Valid credentials are required to join this room", reason="authorization_required")
             if not constant_time_equals(room.pin, pin):
                 raise Forbidden("The provided credentials are incorrect", reason="invalid_credentials")
-        room.members[session.id] = session
-        room.empty_since = None
         session.room_id = rid
+        await self.directory.add(room, session)
         return room
-
-    def _remove_member(self, room: Room, session: Session) -> None:
-        del room.members[session.id]
-        if not room.members:
-            room.empty_since = self.clock.monotonic()
 
     async def leave(self, session: Session, status: str) -> None:
         """Leave the current room and tell it (Left "soft" on Leave or switching rooms, "hard" on disconnect)."""
@@ -367,20 +321,20 @@ class SpreedService:
         if rid is None:
             return
         session.room_id = None
-        room = self.rooms.get(rid)
-        if room is not None and room.members.get(session.id) is session:
-            self._remove_member(room, session)
+        room = self.directory.get(rid)
+        if room is not None:
+            await self.directory.remove(room, session)
         await self.broadcast(session, {"Type": "Left", "Id": session.id, "Status": status}, room_id=rid)
 
     async def update_room(self, session: Session, name: str, room_type: str, credentials_given: bool,
                           pin: str | None) -> dict[str, Any]:
         """Room: change the PIN of the current room (empty PIN removes it); everyone else sees the update."""
         rid = self.room_id(name, room_type)
-        room = self.rooms.get(rid)
+        room = self.directory.get(rid)
         if session.room_id != rid or room is None:
             raise PreconditionFailed("Cannot update other rooms", reason="not_in_room")
         if credentials_given:
-            room.pin = pin
+            await self.directory.set_pin(room, pin)
         doc: dict[str, Any] = {"Type": room.type, "Name": room.name}
         if credentials_given:
             doc["Credentials"] = {"PIN": pin or ""}
@@ -388,25 +342,28 @@ class SpreedService:
         return doc
 
     def room_users(self, session: Session) -> list[dict[str, Any]]:
-        room = self.rooms.get(session.room_id or "")
+        room = self.directory.get(session.room_id)
         if room is None:
             raise PreconditionFailed("Cannot list users without a current room", reason="not_in_room")
-        members = list(room.members.values())
-        global_room = self.rooms.get(self.global_room_id) if self.global_room_id else None
+        members = room.member_data()
+        global_room = self.directory.get(self.global_room_id) if self.global_room_id else None
         if global_room is not None and global_room is not room:
-            members += list(global_room.members.values())
-        return [member.data().document("Online") for member in members[:MAX_USERS_LISTED]]
+            members += global_room.member_data()
+        return [member.document("Online") for member in members[:MAX_USERS_LISTED]]
 
     async def conference_update(self, session: Session) -> None:
         """In a server-managed conference room, tell everyone (the joiner too) who takes part."""
-        room = self.rooms.get(session.room_id or "")
-        if room is None or room.type != CONFERENCE_ROOM_TYPE or len(room.members) < 2:
+        room = self.directory.get(session.room_id)
+        if room is None or room.type != CONFERENCE_ROOM_TYPE:
             return
-        document = {"Type": "Conference", "Id": room.id, "Conference": list(room.members)}
+        members = room.member_ids()
+        if len(members) < 2:
+            return
+        document = {"Type": "Conference", "Id": room.id, "Conference": members}
         await self._publish_room(room.id, outgoing(document, to=room.id), skip="")
 
     def is_conference_room(self, session: Session) -> bool:
-        room = self.rooms.get(session.room_id or "")
+        room = self.directory.get(session.room_id)
         return room is not None and room.type == CONFERENCE_ROOM_TYPE
 
     # --- delivery (always through the bus) ---------------------------------------------------------------
@@ -423,7 +380,7 @@ class SpreedService:
         topics = {room_topic(rid)}
         if self.global_room_id:
             if rid == self.global_room_id:
-                topics |= {room_topic(other) for other in self._live_rooms()}
+                topics |= {room_topic(other) for other in self.directory.live()}
             else:
                 topics.add(room_topic(self.global_room_id))
         event = frame_event(frame, skip)
@@ -453,7 +410,7 @@ class SpreedService:
             return None
         return session
 
-    def authenticate(self, session: Session, userid: str, nonce: str) -> None:
+    async def authenticate(self, session: Session, userid: str, nonce: str) -> None:
         """Authentication: the latest nonce of this session, for this user id, within 60 s, once."""
         if session.userid:
             raise PreconditionFailed("session already authenticated", reason="already_authenticated")
@@ -466,6 +423,7 @@ class SpreedService:
             raise Forbidden("user id mismatch", reason="invalid_session_token")
         session.nonce = ""
         self._bind_user(session, userid)
+        await self.directory.changed(session)
 
     def register_user(self, session_id: str, sid: str) -> dict[str, Any]:
         """POST api/v1/users: a fresh `<uuid>@<realm>` user id, its combo and secret, and a nonce."""
@@ -520,9 +478,10 @@ class SpreedService:
             if target_id is None:
                 raise Forbidden("invalid or expired attestation", reason="bad_attestation")
             target = self.sessions.get(target_id)
-            if target is None:
+            data = target.data() if target is not None else self.directory.find(target_id)
+            if data is None:
                 raise NotFound("cannot retrieve session", reason="no_such_session")
-            return [target.data().document("")]
+            return [data.document("")]
         if request.type == "contact":
             if not self.module_enabled("contacts"):
                 raise NotAllowedHere("incoming contacts session request with contacts disabled",
@@ -568,7 +527,7 @@ class SpreedService:
         return token
 
     def stats(self, details: bool) -> dict[str, Any]:
-        rooms = self._live_rooms()
+        rooms = self.directory.live()
         hub: dict[str, Any] = {
             "rooms": len(rooms), "connections": len(self.sessions), "sessions": len(self.sessions),
             "users": len(self.users), "count": self.counters.connections,
@@ -579,6 +538,6 @@ class SpreedService:
         if details:
             hub["sessionsbyid"] = {sid: s.data().document("") for sid, s in self.sessions.items()}
             hub["connectionsbyidx"] = {str(s.index): sid for sid, s in self.sessions.items()}
-            hub["idsinroom"] = {rid: list(room.members) for rid, room in rooms.items()}
+            hub["idsinroom"] = {rid: room.member_ids() for rid, room in rooms.items()}
             hub["usersbyid"] = {uid: {"Id": uid, "Sessions": len(s)} for uid, s in self.users.items()}
         return hub

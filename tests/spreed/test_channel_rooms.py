@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from talkd.clock import FakeClock
 from talkd.services import SERVICES
-from talkd.spreed.service import ROOM_EXPIRY
+from talkd.spreed.directory import ROOM_EXPIRY
 from tests.helpers.spreed import SpreedSocket, wait_closed
 from tests.spreed.conftest import MakeClient
 
@@ -155,7 +155,7 @@ async def test_room_update_of_another_room_is_refused(client: TestClient) -> Non
 
 async def test_the_pin_lives_as_long_as_the_room(client: TestClient) -> None:
     clock = FakeClock(time.time())
-    client.app[SERVICES].spreed.clock = clock
+    client.app[SERVICES].spreed.clock = client.app[SERVICES].spreed.directory.clock = clock
     a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
     await a.hello("short-lived", pin="9")
     await a.close()
