@@ -289,3 +289,29 @@ def _encryption_secret(client: TestClient) -> bytes:
     """The secret kept in the data dir (generated on first start): what an operator would read there."""
     settings = client.app[SERVICES].settings
     return bytes.fromhex((settings.storage.data_dir / "webrtc-encryption-secret").read_text().strip())
+
+
+async def test_echo_of_a_contact_request_carries_no_minted_token(client: TestClient) -> None:
+    """The original echoes the Chat as sent, before minting (handle_chat.go): a requester who asked for
+    an echo must not obtain the contact token unless the other side accepts and sends it back."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "Status": {
+        "ContactRequest": {"Id": "cr-echo", "Success": False}}}})
+    echo = await ann.next_of("Chat")
+    assert echo["To"] == ann.id
+    assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-echo", "Success": False}
+    received = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]
+    assert received["Token"] and received["Userid"] == "ann"
+
+
+async def test_an_ignored_contact_request_is_still_echoed(client: TestClient) -> None:
+    """The echo goes out before the contact request is checked (handle_chat.go); the refused request
+    itself reaches nobody."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "Status": {
+        "ContactRequest": {"Id": "cr-anon", "Success": False}}}})
+    echo = await ann.next_of("Chat")
+    assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-anon", "Success": False}
+    assert await bob.drain() == []
