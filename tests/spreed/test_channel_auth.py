@@ -315,3 +315,22 @@ async def test_an_ignored_contact_request_is_still_echoed(client: TestClient) ->
     echo = await ann.next_of("Chat")
     assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-anon", "Success": False}
     assert await bob.drain() == []
+
+
+async def test_sessions_of_an_offline_contact_is_a_stable_placeholder(client: TestClient) -> None:
+    """For a contact with no connected session the original answers with one placeholder session for that
+    user id (session_manager.go GetUserSessions), which the web client needs to open a chat from its
+    contact list; the same placeholder comes back each time."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
+        "ContactRequest": {"Id": "cr-off", "Success": False}}}})
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    await bob.close()
+    await wait_closed(client, bob.id)
+    request = {"Type": "Sessions", "Sessions": {"Type": "contact", "Token": token}}
+    first = (await ann.request("Sessions", request))["Data"]["Users"]
+    assert len(first) == 1 and first[0]["Id"] not in (bob.id, ann.id)
+    assert first[0] == {"Type": "", "Id": first[0]["Id"], "Userid": "bob", "Prio": 100}
+    assert (await ann.request("Sessions", request))["Data"]["Users"] == first
