@@ -243,7 +243,7 @@ class SpreedService:
             contact = self.sessions.get(contact_id)
             if contact is not None:
                 contact.contacts.discard(session.id)
-            await self.bus.publish(session_topic(contact_id), frame_event({**left, "To": contact_id}))
+            await self.bus.publish(session_topic(contact_id), frame_event(left))
         self.images.delete(session.id)
         self._forget(session)
 

@@ -334,3 +334,18 @@ async def test_sessions_of_an_offline_contact_is_a_stable_placeholder(client: Te
     assert len(first) == 1 and first[0]["Id"] not in (bob.id, ann.id)
     assert first[0] == {"Type": "", "Id": first[0]["Id"], "Userid": "bob", "Prio": 100}
     assert (await ann.request("Sessions", request))["Data"]["Users"] == first
+
+
+async def test_left_to_linked_contacts_has_the_room_broadcast_envelope(client: TestClient) -> None:
+    """The original sends linked contacts the very frame it broadcasts to the room (session.go Close):
+    From and A of the leaver, no To."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
+        "ContactRequest": {"Id": "cr-left", "Success": False}}}})
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    await ann.request("Sessions", {"Type": "Sessions", "Sessions": {"Type": "contact", "Token": token}})
+    await bob.close()
+    left = await ann.next_of("Left")
+    assert left["From"] == bob.id and left["A"] and "To" not in left and "Iid" not in left
