@@ -13,6 +13,7 @@ import resource
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -138,9 +139,15 @@ async def buddy_image(request: web.Request, service: SpreedService) -> web.Strea
     image = service.images.get(request.match_info["imageid"])
     if image is None:
         return web.Response(status=404, text="Unknown image")
+    modified = int(image.changed_at)  # HTTP dates have whole seconds
     headers = {"ETag": image.change_id, "Cache-Control": f"public, no-transform, max-age={IMAGE_CACHE_SECONDS}",
+               "Last-Modified": formatdate(modified, usegmt=True),
+               "Expires": formatdate(service.clock.now() + IMAGE_CACHE_SECONDS, usegmt=True),
                "X-Content-Type-Options": "nosniff"}
-    if request.headers.get("If-None-Match") == image.change_id:
+    if "If-None-Match" in request.headers:
+        if request.headers["If-None-Match"] == image.change_id:
+            return web.Response(status=304, headers=headers)
+    elif request.if_modified_since is not None and modified <= request.if_modified_since.timestamp():
         return web.Response(status=304, headers=headers)
     return web.Response(body=image.data, content_type=image.mime, headers=headers)
 

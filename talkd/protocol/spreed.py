@@ -333,10 +333,19 @@ def _decode_users(inner: Any) -> Message:
     return Users()
 
 
+def _timestamp(value: Any) -> bool:
+    """An unsigned 64-bit integer, what the original's decoder accepts for Alive."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 64
+
+
 def _decode_alive(inner: Any) -> Message:
+    """The reply is rebuilt from Type and Alive only, as the original's typed decode does."""
     if isinstance(inner, dict):
-        return Alive(document=inner)
-    if isinstance(inner, (int, float)) and not isinstance(inner, bool):
+        kind, value = field_of(inner, "Type"), field_of(inner, "Alive")
+        value = 0 if value is None else value
+        if isinstance(kind, (str, type(None))) and len(kind or "") <= 64 and _timestamp(value):
+            return Alive(document={"Type": kind or "", "Alive": value})
+    elif _timestamp(inner):
         return Alive(document={"Type": "Alive", "Alive": inner})  # the single-level form
     raise _dropped("invalid Alive")
 

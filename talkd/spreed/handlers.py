@@ -59,6 +59,12 @@ async def on_status(conn: Connection, msg: p.StatusUpdate, iid: str) -> None:
 
 async def on_chat(conn: Connection, msg: p.Chat, iid: str) -> None:
     service, session = conn.service, conn.session
+    now = datetime.datetime.fromtimestamp(service.clock.now(), datetime.UTC)
+    time = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if not msg.no_echo:
+        # The echo is the message as sent, before any contact token is minted: the requester must not
+        # get a token the other side never accepted. Invalid contact requests are echoed too.
+        await service.unicast(session, session.id, msg.document(time=time))
     contact = None
     if msg.to and msg.contact_request is not None:
         if not service.module_enabled("contacts"):
@@ -67,11 +73,7 @@ async def on_chat(conn: Connection, msg: p.Chat, iid: str) -> None:
             contact = service.contact_request(session, msg.to, msg.contact_request)
         except TalkdError:
             return  # an invalid contact request is ignored, as the original does
-    now = datetime.datetime.fromtimestamp(service.clock.now(), datetime.UTC)
-    doc = msg.document(time=now.isoformat(timespec="seconds").replace("+00:00", "Z"), contact=contact,
-                       userid=session.userid if contact is not None else "")
-    if not msg.no_echo:
-        await service.unicast(session, session.id, doc)
+    doc = msg.document(time=time, contact=contact, userid=session.userid if contact is not None else "")
     if not msg.to:
         if session.room_id is not None:
             service.counters.broadcast_chat += 1

@@ -51,6 +51,7 @@ SESSION_SCOPE = "spreed-session"
 DEFAULT_ROOM_TYPE = "Room"
 CONFERENCE_ROOM_TYPE = "Conference"
 MAX_USERS_LISTED = 5000
+MAX_OFFLINE_CONTACTS = 10000  # placeholder session ids remembered for offline contacts
 MAX_ACCESS_TOKEN_BYTES = 100
 ROOM_NAME_LENGTH = 11
 FRAME = "spreed-frame"       # bus event: deliver `frame` to subscribers except `skip`
@@ -141,6 +142,7 @@ class SpreedService:
         self.counters = Counters()
         self.default_room_id = self.room_id("", "")
         self.global_room_id = self.room_id(settings.global_room, "") if settings.global_room else ""
+        self.offline_contacts: dict[str, str] = {}  # user id -> placeholder session id
 
     # --- configuration -------------------------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class SpreedService:
             contact = self.sessions.get(contact_id)
             if contact is not None:
                 contact.contacts.discard(session.id)
-            await self.bus.publish(session_topic(contact_id), frame_event({**left, "To": contact_id}))
+            await self.bus.publish(session_topic(contact_id), frame_event(left))
         self.images.delete(session.id)
         self._forget(session)
 
@@ -493,11 +495,23 @@ class SpreedService:
             if not other:
                 raise Forbidden("invalid or foreign contact token", reason="bad_request")
             found = sorted(self.users.get(other, {}).values(), key=lambda s: (s.prio, s.stamp))
+            if not found:
+                return [self._offline_contact(other).document("")]
             for target in found:  # linked both ways: each sees the other's Left on disconnect
                 session.contacts.add(target.id)
                 target.contacts.add(session.id)
             return [target.data().document("") for target in found]
         raise InvalidInput("unknown sessions request type", reason="bad_request")
+
+    def _offline_contact(self, userid: str) -> SessionData:
+        """A contact without a connected session is answered, as in the original, with one stable
+        placeholder session for the user id: the web client opens a chat with it from its contact list.
+        Nothing is connected under that id, so frames sent to it are dropped."""
+        placeholder = self.offline_contacts.pop(userid, None) or self.tickets.new_session().id
+        self.offline_contacts[userid] = placeholder  # most recently used last
+        if len(self.offline_contacts) > MAX_OFFLINE_CONTACTS:
+            del self.offline_contacts[next(iter(self.offline_contacts))]
+        return SessionData(id=placeholder, userid=userid)
 
     def contact_request(self, session: Session, to: str, request: ContactRequest) -> ContactRequest:
         """A Chat's ContactRequest: mint the contact token, strip it on refusal, check it on acceptance."""

@@ -289,3 +289,63 @@ def _encryption_secret(client: TestClient) -> bytes:
     """The secret kept in the data dir (generated on first start): what an operator would read there."""
     settings = client.app[SERVICES].settings
     return bytes.fromhex((settings.storage.data_dir / "webrtc-encryption-secret").read_text().strip())
+
+
+async def test_echo_of_a_contact_request_carries_no_minted_token(client: TestClient) -> None:
+    """The original echoes the Chat as sent, before minting (handle_chat.go): a requester who asked for
+    an echo must not obtain the contact token unless the other side accepts and sends it back."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "Status": {
+        "ContactRequest": {"Id": "cr-echo", "Success": False}}}})
+    echo = await ann.next_of("Chat")
+    assert echo["To"] == ann.id
+    assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-echo", "Success": False}
+    received = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]
+    assert received["Token"] and received["Userid"] == "ann"
+
+
+async def test_an_ignored_contact_request_is_still_echoed(client: TestClient) -> None:
+    """The echo goes out before the contact request is checked (handle_chat.go); the refused request
+    itself reaches nobody."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "Status": {
+        "ContactRequest": {"Id": "cr-anon", "Success": False}}}})
+    echo = await ann.next_of("Chat")
+    assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-anon", "Success": False}
+    assert await bob.drain() == []
+
+
+async def test_sessions_of_an_offline_contact_is_a_stable_placeholder(client: TestClient) -> None:
+    """For a contact with no connected session the original answers with one placeholder session for that
+    user id (session_manager.go GetUserSessions), which the web client needs to open a chat from its
+    contact list; the same placeholder comes back each time."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
+        "ContactRequest": {"Id": "cr-off", "Success": False}}}})
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    await bob.close()
+    await wait_closed(client, bob.id)
+    request = {"Type": "Sessions", "Sessions": {"Type": "contact", "Token": token}}
+    first = (await ann.request("Sessions", request))["Data"]["Users"]
+    assert len(first) == 1 and first[0]["Id"] not in (bob.id, ann.id)
+    assert first[0] == {"Type": "", "Id": first[0]["Id"], "Userid": "bob", "Prio": 100}
+    assert (await ann.request("Sessions", request))["Data"]["Users"] == first
+
+
+async def test_left_to_linked_contacts_has_the_room_broadcast_envelope(client: TestClient) -> None:
+    """The original sends linked contacts the very frame it broadcasts to the room (session.go Close):
+    From and A of the leaver, no To."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
+        "ContactRequest": {"Id": "cr-left", "Success": False}}}})
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    await ann.request("Sessions", {"Type": "Sessions", "Sessions": {"Type": "contact", "Token": token}})
+    await bob.close()
+    left = await ann.next_of("Left")
+    assert left["From"] == bob.id and left["A"] and "To" not in left and "Iid" not in left

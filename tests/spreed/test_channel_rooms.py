@@ -101,6 +101,19 @@ async def test_alive_echoes_its_document_with_the_iid(client: TestClient) -> Non
     assert (await a.recv())["Data"]["Alive"] == 7
 
 
+async def test_alive_reply_holds_only_type_and_timestamp(client: TestClient) -> None:
+    """The original decodes Alive into {Type, Alive uint64} (data.go DataAlive) and replies with that:
+    other keys are not echoed, and a frame whose Alive is not a non-negative integer fails to decode and
+    gets no answer."""
+    a = await SpreedSocket.open(client)
+    reply = await a.request("Alive", {"Type": "Alive", "Alive": 5, "Injected": "<b>x</b>"})
+    assert reply["Data"] == {"Type": "Alive", "Alive": 5}
+    assert (await a.request("Alive", {"Type": "Alive"}))["Data"] == {"Type": "Alive", "Alive": 0}
+    for bad in ("soon", -1, 1.5, True, {"ms": 1}):
+        await a.send("Alive", {"Type": "Alive", "Alive": bad}, iid="bad")
+    assert await a.drain() == []
+
+
 async def test_self_request_returns_a_fresh_self(client: TestClient) -> None:
     a = await SpreedSocket.open(client)
     reply = await a.request("Self", {})

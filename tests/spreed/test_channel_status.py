@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 
 from aiohttp.test_utils import TestClient
 
@@ -65,6 +67,25 @@ async def test_buddy_picture_becomes_an_image_reference_served_by_the_image_rout
     assert second.startswith(f"img:{image_id}/") and second.endswith("/picture.gif") and second != picture
     async with client.get(f"/static/img/buddy/s46/{image_id}/x/y") as response:
         assert await response.read() == b"GIF89a..." and response.headers["Content-Type"] == "image/gif"
+
+
+async def test_image_route_sends_last_modified_and_expires_and_honours_if_modified_since(
+        client: TestClient) -> None:
+    """The original serves pictures with http.ServeContent and an Expires header (handler_image.go):
+    Last-Modified is the change time, Expires a day after it was served, If-Modified-Since answers 304."""
+    a, b = await pair(client)
+    await a.send("Status", {"Type": "Status", "Status": {"buddyPicture": data_url("image/png", PNG)}})
+    url = "/static/img/buddy/s46/" + (await b.recv())["Data"]["Status"]["buddyPicture"][4:]
+    async with client.get(url) as response:
+        assert response.status == 200
+        modified = email.utils.parsedate_to_datetime(response.headers["Last-Modified"])
+        expires = email.utils.parsedate_to_datetime(response.headers["Expires"])
+        assert expires - modified >= datetime.timedelta(hours=24)
+    async with client.get(url, headers={"If-Modified-Since": response.headers["Last-Modified"]}) as response:
+        assert response.status == 304 and await response.read() == b""
+    earlier = email.utils.format_datetime(modified - datetime.timedelta(seconds=1), usegmt=True)
+    async with client.get(url, headers={"If-Modified-Since": earlier}) as response:
+        assert response.status == 200 and await response.read() == PNG
 
 
 async def test_non_image_data_urls_are_neither_stored_nor_relayed(client: TestClient) -> None:
