@@ -1,4 +1,5 @@
-"""SpreedSocket: a Spreed WebRTC channelling client over a real aiohttp WebSocket, for tests."""
+"""SpreedSocket: a Spreed WebRTC channelling client over a real aiohttp WebSocket, for tests (against an
+in-process TestClient, or a real server through a ClientSession with its base_url)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import itertools
 from typing import Any
 
 import orjson
-from aiohttp import ClientWebSocketResponse, WSMsgType
+from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestClient
 
 from talkd.services import SERVICES
@@ -23,7 +24,7 @@ class SpreedSocket:
         self.backlog: list[dict[str, Any]] = []
 
     @classmethod
-    async def open(cls, client: TestClient, token: str = "", *, path: str = "/ws",
+    async def open(cls, client: TestClient | ClientSession, token: str = "", *, path: str = "/ws",
                    headers: dict[str, str] | None = None) -> SpreedSocket:
         params = {"t": token} if token else {}
         ws = await client.ws_connect(path, params=params, headers=headers or {})
@@ -49,8 +50,8 @@ class SpreedSocket:
             frame["Iid"] = iid
         await self.ws.send_str(orjson.dumps(frame).decode())
 
-    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        """The next frame (from the backlog first)."""
+    async def recv(self, timeout: float | None = TIMEOUT) -> dict[str, Any]:
+        """The next frame (from the backlog first); `timeout=None` waits for as long as it takes."""
         if self.backlog:
             return self.backlog.pop(0)
         message = await self.ws.receive(timeout=timeout)

@@ -28,12 +28,11 @@ class Endpoint:
 
 
 class TalkSignalingRelay(PumpedRelay):
-    """Carries peers' messages through talkd's internal signaling (POST and long-polled GET per session)."""
+    """Carries peers' messages through talkd's internal signaling (POST and long-polled GET per session).
+    Its logs name sessions: `sent` once talkd accepted the POST (200), `log` as the addressee received it."""
 
     def __init__(self) -> None:
-        super().__init__()  # its log: (from session, to session, inner message) as received
-        self.sent: list[tuple[str, str, Message]] = []  # the same, as accepted by talkd (POST answered 200)
-        self._progress = asyncio.Condition()
+        super().__init__()
         self.users_in_room: dict[str, list[dict[str, Any]]] = {}
         self._endpoints: dict[str, Endpoint] = {}
 
@@ -43,9 +42,7 @@ class TalkSignalingRelay(PumpedRelay):
             batch = [{"ev": "message", "sessionId": me.session_id, "fn": orjson.dumps(inner).decode()}]
             reply = await me.talk.ocs("POST", me.path(), user=me.user, json={"messages": orjson.dumps(batch).decode()})
             reply.expect(200)
-            async with self._progress:
-                self.sent.append((me.session_id, other.session_id, message))
-                self._progress.notify_all()
+            await self._record(self.sent, (me.session_id, other.session_id, message))
         return send
 
     def attach(self, peer: WebRtcPeer, endpoint: Endpoint) -> None:
@@ -62,13 +59,5 @@ class TalkSignalingRelay(PumpedRelay):
                     self.users_in_room[peer.name] = item["data"]
                     continue
                 inner = orjson.loads(item["data"])
-                async with self._progress:
-                    self.log.append((inner.pop("from"), inner.pop("to"), inner))
-                    self._progress.notify_all()
+                await self._record(self.log, (inner.pop("from"), inner.pop("to"), inner))
                 await peer.handle(inner)
-
-    async def drain(self, timeout: float) -> None:
-        """Until everything talkd accepted has been received (a call may connect before the last
-        candidates arrive)."""
-        async with asyncio.timeout(timeout), self._progress:
-            await self._progress.wait_for(lambda: len(self.log) >= len(self.sent))

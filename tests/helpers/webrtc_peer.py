@@ -10,8 +10,10 @@ internal-signaling message, without addressing):
 
 aiortc gathers every candidate before it finishes the description; like a browser, the peer sends
 the description without them and each candidate as its own message, so a relay sees the real
-trickle pattern. MemoryRelay carries messages between peers in-process; a transport over talkd's
-internal signaling endpoints replaces it without changing the peer.
+trickle pattern. MemoryRelay carries messages between peers in-process; relays over talkd's
+internal signaling (tests/helpers/talk_signaling.py) and its Spreed WebRTC channelling socket
+(tests/helpers/spreed_signaling.py) replace it without changing the peer. `hold_call` runs a call
+over any of them.
 """
 
 from __future__ import annotations
@@ -158,16 +160,29 @@ async def wait_while_pumping(events: Sequence[asyncio.Event], pumps: Iterable[as
 
 
 class PumpedRelay:
-    """What relays share: peers, a log of (from, to, message), and pump tasks feeding the peers."""
+    """What relays share: peers, pump tasks feeding them, and two logs of (from, to, message): `sent` as
+    the relay accepted it from a peer, `log` as a pump delivered it to the addressee."""
 
     def __init__(self) -> None:
         self.peers: dict[str, WebRtcPeer] = {}
+        self.sent: list[tuple[str, str, Message]] = []
         self.log: list[tuple[str, str, Message]] = []
         self._pumps: list[asyncio.Task[None]] = []
+        self._progress = asyncio.Condition()
 
     async def wait_for(self, *events: asyncio.Event, timeout: float) -> None:
         """Until every event is set; a pump failing (a refused request, a peer error) ends the wait."""
         await wait_while_pumping(events, self._pumps, timeout)
+
+    async def drain(self, timeout: float) -> None:
+        """Until everything sent has been delivered (a call may connect before the last candidates arrive)."""
+        async with asyncio.timeout(timeout), self._progress:
+            await self._progress.wait_for(lambda: len(self.log) >= len(self.sent))
+
+    async def _record(self, entries: list[tuple[str, str, Message]], entry: tuple[str, str, Message]) -> None:
+        async with self._progress:
+            entries.append(entry)
+            self._progress.notify_all()
 
     async def close(self) -> None:
         for pump in self._pumps:
@@ -179,17 +194,38 @@ class PumpedRelay:
             await peer.close()
 
 
+async def hold_call(relay: PumpedRelay, caller: WebRtcPeer, callee: WebRtcPeer, *, timeout: float) -> None:
+    """The caller offers through `relay`; returns once both peers are connected and each has decoded
+    the other's track."""
+    await caller.start_call()
+    try:
+        await relay.wait_for(caller.connected, callee.connected, caller.media_received, callee.media_received,
+                             timeout=timeout)
+    except TimeoutError:
+        report = {p.name: (p.states, len(p.local_candidates), p.frames_received) for p in (caller, callee)}
+        raise AssertionError(f"no call within {timeout}s: (states, candidates, frames) {report}") from None
+    assert caller.pc.connectionState == callee.pc.connectionState == "connected"
+    assert (caller.received_kinds, callee.received_kinds) == ([callee.kind], [caller.kind])
+
+
+def assert_relay_candidates_only(*peers: WebRtcPeer) -> None:
+    """Every candidate each peer offered is a TURN allocation: media can only flow through the TURN server."""
+    for peer in peers:
+        assert peer.local_candidates, peer.name
+        assert all(" typ relay" in c["candidate"] for c in peer.local_candidates), peer.local_candidates
+
+
 class MemoryRelay(PumpedRelay):
-    """Carries each peer's messages to the other, in order, in-process (what talkd's signaling will do)."""
+    """Carries each peer's messages to the other, in order, in-process."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._queues: dict[str, asyncio.Queue[Message]] = {}
+        self._queues: dict[str, asyncio.Queue[tuple[str, Message]]] = {}
 
     def sender(self, sender: str, recipient: str) -> Send:
         async def send(message: Message) -> None:
-            self.log.append((sender, recipient, message))
-            await self._queues.setdefault(recipient, asyncio.Queue()).put(message)
+            await self._record(self.sent, (sender, recipient, message))
+            await self._queues.setdefault(recipient, asyncio.Queue()).put((sender, message))
         return send
 
     def attach(self, peer: WebRtcPeer) -> None:
@@ -197,7 +233,8 @@ class MemoryRelay(PumpedRelay):
         queue = self._queues.setdefault(peer.name, asyncio.Queue())
         self._pumps.append(asyncio.create_task(self._pump(peer, queue), name=f"relay-to-{peer.name}"))
 
-    async def _pump(self, peer: WebRtcPeer, queue: asyncio.Queue[Message]) -> None:
+    async def _pump(self, peer: WebRtcPeer, queue: asyncio.Queue[tuple[str, Message]]) -> None:
         while True:
-            await peer.handle(await queue.get())
-
+            sender, message = await queue.get()
+            await self._record(self.log, (sender, peer.name, message))
+            await peer.handle(message)

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient
 from tests.api.conftest import AppFactory
 from tests.helpers.client import TalkClient
 from tests.helpers.talk_signaling import Endpoint, TalkSignalingRelay
-from tests.helpers.webrtc_peer import Kind, WebRtcPeer
+from tests.helpers.webrtc_peer import Kind, WebRtcPeer, hold_call
 
 pytestmark = pytest.mark.interop
 
@@ -68,23 +68,13 @@ async def other_in_call(endpoint: Endpoint) -> str:
     return str(others[0])
 
 
-async def hold_call(relay: TalkSignalingRelay, caller: Endpoint, callee: Endpoint, kind: Kind
-                    ) -> tuple[WebRtcPeer, WebRtcPeer]:
+async def call_between(relay: TalkSignalingRelay, caller: Endpoint, callee: Endpoint, kind: Kind) -> None:
     assert await other_in_call(caller) == callee.session_id
     alice = WebRtcPeer("caller", relay.sender(caller, callee), kind=kind)
     bob = WebRtcPeer("callee", relay.sender(callee, caller), kind=kind)
     relay.attach(alice, caller)
     relay.attach(bob, callee)
-    await alice.start_call()
-    try:
-        await relay.wait_for(alice.connected, bob.connected, alice.media_received, bob.media_received,
-                             timeout=CALL_TIMEOUT)
-    except TimeoutError:
-        report = {p.name: (p.states, len(p.local_candidates), p.frames_received) for p in (alice, bob)}
-        raise AssertionError(f"no call within {CALL_TIMEOUT}s: (states, candidates, frames) {report}") from None
-    assert alice.pc.connectionState == bob.pc.connectionState == "connected"
-    assert alice.received_kinds == bob.received_kinds == [kind]
-    return alice, bob
+    await hold_call(relay, alice, bob, timeout=CALL_TIMEOUT)
 
 
 async def check_signaling_log(relay: TalkSignalingRelay, caller: Endpoint, callee: Endpoint) -> None:
@@ -112,7 +102,7 @@ async def test_two_users_hold_a_call_through_internal_signaling(talk: TalkClient
     flags = 3 if kind == "audio" else 7
     caller = await enter_call(talk, token, "alice", flags)
     callee = await enter_call(talk, token, "bob", flags)
-    await hold_call(relay, caller, callee, kind)
+    await call_between(relay, caller, callee, kind)
     await check_signaling_log(relay, caller, callee)
     rows = (await talk.ocs("GET", f"{V4}/call/{token}", user="alice")).expect(200).data
     assert sorted(r["actorId"] for r in rows) == ["alice", "bob"]
@@ -125,7 +115,7 @@ async def test_a_guest_and_a_user_hold_a_call_in_a_public_conversation(
     token = created.expect(201).data["token"]
     callee = await enter_call(guest, token, None, 3)
     caller = await enter_call(talk, token, "alice", 3)
-    await hold_call(relay, caller, callee, "audio")
+    await call_between(relay, caller, callee, "audio")
     await check_signaling_log(relay, caller, callee)
     rows = (await guest.ocs("GET", f"{V4}/call/{token}")).expect(200).data
     assert sorted(r["actorType"] for r in rows) == ["guests", "users"]

@@ -19,7 +19,14 @@ if importlib.util.find_spec("aiortc") is None:  # a test dependency (pyproject t
 
 from tests.api.conftest import AppFactory
 from tests.helpers.coturn import Coturn, require_binaries, running_coturn
-from tests.helpers.webrtc_peer import Kind, MemoryRelay, WebRtcPeer, ice_servers_from_settings
+from tests.helpers.webrtc_peer import (
+    Kind,
+    MemoryRelay,
+    WebRtcPeer,
+    assert_relay_candidates_only,
+    hold_call,
+    ice_servers_from_settings,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -41,22 +48,13 @@ def pair(relay: MemoryRelay, kind: Kind, **options: object) -> tuple[WebRtcPeer,
     return alice, bob
 
 
-async def call(relay: MemoryRelay, alice: WebRtcPeer, bob: WebRtcPeer) -> None:
-    await alice.start_call()
-    try:
-        await relay.wait_for(alice.connected, bob.connected, alice.media_received, bob.media_received,
-                             timeout=CALL_TIMEOUT)
-    except TimeoutError:
-        report = {p.name: (p.states, len(p.local_candidates), p.frames_received) for p in (alice, bob)}
-        raise AssertionError(f"no call within {CALL_TIMEOUT}s: (states, candidates, frames) {report}") from None
-
-
 @pytest.mark.parametrize("kind", ["audio", "video"])
 async def test_two_peers_connect_and_receive_each_others_track(relay: MemoryRelay, kind: Kind) -> None:
     alice, bob = pair(relay, kind)
-    await call(relay, alice, bob)
-    assert alice.pc.connectionState == bob.pc.connectionState == "connected"
-    assert alice.received_kinds == bob.received_kinds == [kind]
+    await hold_call(relay, alice, bob, timeout=CALL_TIMEOUT)
+    await relay.drain(CALL_TIMEOUT)
+    for name in ("alice", "bob"):  # each peer's messages arrived in order, each exactly once
+        assert [m for s, _, m in relay.log if s == name] == [m for s, _, m in relay.sent if s == name]
     sent = [(sender, message["type"]) for sender, _, message in relay.log]
     assert sent[0] == ("alice", "offer") and ("bob", "answer") in sent
     # The descriptions travel without candidates; every candidate is a message of its own.
@@ -74,11 +72,8 @@ async def test_two_peers_connect_through_coturn_with_credentials_from_talkd(
         settings = (await talk.ocs("GET", "/apps/spreed/api/v3/signaling/settings")).expect(200).data
         alice, bob = pair(relay, "audio", ice_servers=ice_servers_from_settings(settings["turnservers"]),
                           relay_only=True)
-        await call(relay, alice, bob)
-        # Relay-only: every candidate either side offered is a TURN allocation on our coturn.
-        for peer in (alice, bob):
-            assert peer.local_candidates
-            assert all(" typ relay" in c["candidate"] for c in peer.local_candidates), peer.local_candidates
+        await hold_call(relay, alice, bob, timeout=CALL_TIMEOUT)
+        assert_relay_candidates_only(alice, bob)  # so the media crossed our coturn
         username = settings["turnservers"][0]["username"]
         assert await coturn.wait_for_log(f"user <{username}>: incoming packet ALLOCATE processed, success")
         await relay.close()
