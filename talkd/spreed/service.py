@@ -33,7 +33,7 @@ from talkd.errors import (
     TalkdError,
     TooLarge,
 )
-from talkd.protocol.spreed import API_VERSION, ContactRequest, SessionsRequest, outgoing
+from talkd.protocol.spreed import API_VERSION, ContactRequest, SessionData, SessionsRequest, outgoing
 from talkd.spreed.directory import RoomDirectory
 from talkd.spreed.images import ImageCache, parse_data_url
 from talkd.spreed.model import Room, Session
