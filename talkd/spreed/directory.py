@@ -112,7 +112,7 @@ class RoomDirectory:
 
     async def _heartbeat(self) -> None:
         while True:
-            await self.clock.sleep(ALIVE_INTERVAL)
+            await asyncio.sleep(ALIVE_INTERVAL)  # real time: a beat, not a rule that tests move through
             try:
                 await self._announce("alive")
             except Exception:

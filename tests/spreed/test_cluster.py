@@ -1,14 +1,26 @@
 """Two talkd nodes on one real NATS: a room spread over both still relays, broadcasts and takes over
-sessions, because rooms and sessions reach each other only through the bus.
+sessions, because rooms and sessions reach each other only through the bus; and each node lists, counts
+and guards (PIN) the members the other node announced in the room directory.
 
 NATS: TALKD_TEST_NATS_URL (default nats://127.0.0.1:4222); skipped locally without one, required in CI."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
+from talkd.app import build_services, create_app
+from talkd.clock import FakeClock
+from talkd.crypto import fast_password_hashing
+from talkd.services import SERVICES
+from talkd.spreed.directory import NODE_TIMEOUT
+from talkd.storage.database import Database
 from tests.helpers.cluster import Node
 from tests.helpers.spreed import SpreedSocket
 
@@ -49,3 +61,157 @@ async def test_resuming_on_another_node_takes_the_session_over(nodes: tuple[Test
     peer = await SpreedSocket.open(one)
     await peer.send("Offer", {"To": new.id, "Type": "Offer", "Offer": {"sdp": "z", "type": "offer"}})
     assert (await new.next_of("Offer"))["From"] == peer.id
+
+
+# --- the room directory: every node knows every node's members and PINs ---------------------------------------
+
+async def replicated(client: TestClient, room: str, *ids: str, pin: str | None = None) -> None:
+    """Wait (at most 5 s) until `client`'s node lists `ids` in `room` (and knows its PIN when given)."""
+    directory = client.app[SERVICES].spreed.directory
+    for _ in range(500):
+        known = directory.get(f"Room:{room}")
+        if known is not None and set(ids) <= set(known.member_ids()) and (pin is None or known.pin == pin):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{room} never listed {ids} on this node")
+
+
+def listed(frame: dict[str, Any]) -> set[str]:
+    return {user["Id"] for user in frame["Data"]["Users"]}
+
+
+async def test_welcome_and_users_list_the_members_of_every_node(nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    a = await SpreedSocket.open(one)
+    await a.send("Status", {"Type": "Status", "Status": {"displayName": "Ann"}})
+    await a.hello("everyone")
+    await replicated(two, "everyone", a.id)
+    b = await SpreedSocket.open(two)
+    welcome = await b.hello("everyone")
+    assert listed(welcome) == {a.id, b.id}
+    remote_a = next(user for user in welcome["Data"]["Users"] if user["Id"] == a.id)
+    assert remote_a["Ua"] == "test" and remote_a["Status"] == {"displayName": "Ann"}
+    await replicated(one, "everyone", b.id)
+    assert listed(await a.request("Users")) == {a.id, b.id}
+
+
+async def test_a_status_change_on_one_node_shows_in_the_other_nodes_list(
+        nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    a, b = await SpreedSocket.open(one), await SpreedSocket.open(two)
+    await a.hello("status")
+    await b.hello("status")
+    await a.send("Status", {"Type": "Status", "Status": {"displayName": "Renamed"}})
+    assert (await b.next_of("Status"))["Data"]["Status"] == {"displayName": "Renamed"}
+    for _ in range(500):
+        users = (await b.request("Users"))["Data"]["Users"]
+        if next(u for u in users if u["Id"] == a.id).get("Status") == {"displayName": "Renamed"}:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("node two never saw the new status")
+
+
+async def test_a_pin_set_on_one_node_guards_the_room_on_the_other(nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    a = await SpreedSocket.open(one)
+    await a.hello("locked", pin="7")
+    await replicated(two, "locked", a.id, pin="7")
+    b = await SpreedSocket.open(two)
+    assert error(await b.hello("locked")) == "authorization_required"
+    assert error(await b.hello("locked", pin="8")) == "invalid_credentials"
+    assert (await b.hello("locked", pin="7"))["Data"]["Type"] == "Welcome"
+    await a.request("Room", {"Name": "locked", "Type": "Room", "Credentials": {"PIN": ""}})  # removes the PIN
+    await replicated(two, "locked", a.id, b.id)
+    directory = two.app[SERVICES].spreed.directory
+    for _ in range(500):
+        if directory.get("Room:locked").pin is None:
+            break
+        await asyncio.sleep(0.01)
+    c = await SpreedSocket.open(two)
+    assert (await c.hello("locked"))["Data"]["Type"] == "Welcome"
+
+
+async def test_leaving_on_one_node_removes_the_member_on_the_other(nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    a, b = await SpreedSocket.open(one), await SpreedSocket.open(two)
+    await a.hello("leaving")
+    await b.hello("leaving")
+    await replicated(two, "leaving", a.id)
+    await a.send("Leave", {})
+    await b.next_of("Left")
+    for _ in range(500):
+        if listed(await b.request("Users")) == {b.id}:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("node two still lists the member that left")
+
+
+async def test_sessions_resolves_an_attestation_of_a_session_on_another_node(
+        nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    a, b = await SpreedSocket.open(one), await SpreedSocket.open(two)
+    await b.hello("attest")
+    await a.hello("attest")
+    joined = await b.next_of("Joined")
+    await replicated(two, "attest", a.id)
+    reply = await b.request("Sessions", {"Type": "Sessions", "Sessions": {"Type": "session", "Token": joined["A"]}})
+    assert [user["Id"] for user in reply["Data"]["Users"]] == [a.id]
+
+
+async def test_a_managed_conference_spans_both_nodes(nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    a, b = await SpreedSocket.open(one), await SpreedSocket.open(two)
+    await a.hello("conf-cluster")
+    await replicated_conference(two, a.id)
+    await b.hello("conf-cluster")
+    for socket in (a, b):
+        conference = await socket.next_of("Conference")
+        assert set(conference["Data"]["Conference"]) == {a.id, b.id}
+
+
+async def replicated_conference(client: TestClient, session_id: str) -> None:
+    directory = client.app[SERVICES].spreed.directory
+    for _ in range(500):
+        known = directory.get("Conference:conf-cluster")
+        if known is not None and session_id in known.member_ids():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the conference never reached node two")
+
+
+async def test_a_node_started_later_learns_the_rooms_from_a_snapshot(
+        two_nodes: list[Node], db: Database, aiohttp_client: AiohttpClient) -> None:
+    one = two_nodes[0].client
+    a = await SpreedSocket.open(one)
+    await a.hello("before", pin="42")
+    services = await build_services(two_nodes[0].services.settings, db=db, hashing=fast_password_hashing())
+    try:
+        late = await aiohttp_client(create_app(services))
+        await replicated(late, "before", a.id, pin="42")
+        c = await SpreedSocket.open(late)
+        assert error(await c.hello("before")) == "authorization_required"
+        assert listed(await c.hello("before", pin="42")) == {a.id, c.id}
+    finally:
+        await services.bus.close()
+
+
+async def test_members_of_a_node_that_went_silent_are_dropped(nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    directory = two.app[SERVICES].spreed.directory
+    directory.clock = clock = FakeClock(time.time())  # node two's sense of time only
+    a, b = await SpreedSocket.open(one), await SpreedSocket.open(two)
+    await a.hello("silent")
+    await replicated(two, "silent", a.id)
+    await b.hello("silent")
+    clock.advance(NODE_TIMEOUT + 1)  # node one's last word is now too old
+    directory.prune()
+    assert listed(await b.request("Users")) == {b.id}
+    assert directory.get("Room:silent").remote == {}
+
+
+def error(frame: dict[str, Any]) -> str:
+    data = frame["Data"]
+    assert data["Type"] == "Error", data
+    return str(data["Code"])
