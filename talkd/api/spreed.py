@@ -95,7 +95,7 @@ async def patch_session(request: web.Request, service: SpreedService) -> web.Res
     except orjson.JSONDecodeError:
         decoded = None
     header = request.headers.get(service.settings.httpheader, "") if service.settings.users_mode == "httpheader" else ""
-    userid, nonce = service.patch_session(request.match_info["id"], decoded, header)
+    userid, nonce = await service.patch_session(request.match_info["id"], decoded, header)
     return _json({"success": True, "userid": userid, "nonce": nonce})
 
 
@@ -117,7 +117,7 @@ async def register_user(request: web.Request, service: SpreedService) -> web.Res
     else:
         return _error(400, "users_invalid_request", "Invalid request type")
     session_id, sid = fields.get("id"), fields.get("sid")
-    return _json(service.register_user(session_id if isinstance(session_id, str) else "",
+    return _json(await service.register_user(session_id if isinstance(session_id, str) else "",
                                        sid if isinstance(sid, str) else ""))
 
 

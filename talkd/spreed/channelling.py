@@ -24,7 +24,7 @@ from talkd.errors import TalkdError
 from talkd.protocol import spreed as p
 from talkd.spreed.handlers import HANDLERS
 from talkd.spreed.model import Session
-from talkd.spreed.service import FRAME, TAKEOVER, SpreedService, room_topic, session_topic
+from talkd.spreed.service import FRAME, NONCE_REQUEST, TAKEOVER, SpreedService, room_topic, session_topic
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,8 @@ class Connection:
             # A newer socket resumed this session: go quietly (no Left), as the original does.
             self.replaced = True
             await self.ws.close(message=b"session taken over")
+        elif kind == NONCE_REQUEST:
+            await self.service.answer_nonce_request(self.session, event)
         elif kind == "overflow":
             log.warning("spreed connection lagged behind the bus", extra={"connection": self.id})
 

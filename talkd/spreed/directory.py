@@ -87,6 +87,10 @@ class RoomDirectory:
         room.pin = pin
         await self._announce("pin", room=self._room_fields(room, pin=True))
 
+    def has_peers(self) -> bool:
+        """Whether other nodes announced themselves (with the in-process bus there are none)."""
+        return bool(self._seen)
+
     def find(self, session_id: str) -> SessionData | None:
         """Session data of a member connected to another node (Sessions lookups)."""
         for room in self.rooms.values():

@@ -56,6 +56,9 @@ MAX_ACCESS_TOKEN_BYTES = 100
 ROOM_NAME_LENGTH = 11
 FRAME = "spreed-frame"       # bus event: deliver `frame` to subscribers except `skip`
 TAKEOVER = "spreed-takeover"  # bus event: a newer connection (`connection`) now owns this session
+NONCE_REQUEST = "spreed-nonce-request"  # bus event: another node asks the session's node for a nonce
+REPLY_SCOPE = "spreed-reply"
+REMOTE_TIMEOUT = 2.0  # seconds another node may take to answer a nonce request
 
 
 def room_topic(room_id: str) -> str:
@@ -427,25 +430,51 @@ class SpreedService:
         self._bind_user(session, userid)
         await self.directory.changed(session)
 
-    def register_user(self, session_id: str, sid: str) -> dict[str, Any]:
+    async def _nonce_for(self, session_id: str, sid: str, userid: str) -> str | None:
+        """A nonce for `userid` issued to the connected, still anonymous session `session_id` wherever
+        it is connected (a REST call may reach another node than the socket); None when there is none."""
+        session = self._connected(session_id, sid)
+        if session is not None:
+            return None if session.userid else self._issue_nonce(session, userid)
+        if session_id in self.sessions or not self.directory.has_peers():
+            return None
+        reply = topic(REPLY_SCOPE, random_token(16))
+        async with self.bus.subscribe(reply) as answers:
+            await self.bus.publish(session_topic(session_id), {"type": NONCE_REQUEST, "sid": sid, "userid": userid,
+                                                               "reply": reply})
+            answer = await answers.get(timeout=REMOTE_TIMEOUT)
+        nonce = answer.get("nonce") if answer is not None else None
+        return nonce if isinstance(nonce, str) and nonce else None
+
+    async def answer_nonce_request(self, session: Session, event: Event) -> None:
+        """Another node's REST call for a session connected here: issue the nonce here, where it is used."""
+        sid, userid, reply = event.get("sid"), event.get("userid"), event.get("reply")
+        if not isinstance(reply, str) or not reply.startswith(topic(REPLY_SCOPE, "")):
+            return
+        nonce = ""
+        if isinstance(sid, str) and isinstance(userid, str) and userid and not session.userid \
+                and constant_time_equals(session.sid, sid):
+            nonce = self._issue_nonce(session, userid)
+        await self.bus.publish(reply, {"type": "spreed-nonce", "nonce": nonce})
+
+    async def register_user(self, session_id: str, sid: str) -> dict[str, Any]:
         """POST api/v1/users: a fresh `<uuid>@<realm>` user id, its combo and secret, and a nonce."""
         if not session_id or not sid:
             raise InvalidInput("Incomplete request", reason="users_bad_request")
         userid = f"{uuid.uuid4()}@{self.settings.realm}"  # before validation: no timing difference
         if not self.tickets.validate_session(session_id, sid):
             raise Forbidden("Invalid session", reason="users_invalid_session")
-        session = self._connected(session_id, sid)
-        if session is None:
-            raise PreconditionFailed("Error: no such session", reason="users_request_failed")
-        if session.userid:
-            raise PreconditionFailed("Error: session already authenticated", reason="users_request_failed")
         if self.settings.users_mode != "sharedsecret":
             raise PreconditionFailed("Error: create is not possible in httpheader mode", reason="users_create_failed")
+        nonce = await self._nonce_for(session_id, sid, userid)
+        if nonce is None:
+            raise PreconditionFailed("Error: no such session, or it is authenticated already",
+                                     reason="users_request_failed")
         expiry, combo, secret = make_combo(self._sharedsecret, userid, self.clock.now())
         return {"success": True, "userid": userid, "useridcombo": combo, "timestamp": expiry, "secret": secret,
-                "nonce": self._issue_nonce(session, userid)}
+                "nonce": nonce}
 
-    def patch_session(self, path_id: str, body: Any, header_userid: str) -> tuple[str, str]:
+    async def patch_session(self, path_id: str, body: Any, header_userid: str) -> tuple[str, str]:
         """PATCH api/v1/sessions/{id}/: every check runs, any failure is the same single refusal."""
         failed = not isinstance(body, dict)
         fields = body if isinstance(body, dict) else {}
@@ -465,11 +494,10 @@ class SpreedService:
         elif self.settings.users_mode == "httpheader":
             userid = header_userid
         failed |= not userid
-        session = self._connected(values["id"], values["sid"])
-        failed |= session is None or bool(session.userid)
-        if failed or session is None:
+        nonce = None if failed else await self._nonce_for(values["id"], values["sid"], userid)
+        if nonce is None:
             raise Forbidden("Failed to patch session", reason="session_patch_failed")
-        return userid, self._issue_nonce(session, userid)
+        return userid, nonce
 
     # --- Sessions and contacts -----------------------------------------------------------------------------
 

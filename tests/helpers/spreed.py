@@ -118,3 +118,22 @@ async def wait_closed(client: TestClient, session_id: str) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"session {session_id} is still registered")
+
+
+def authentication(userid: str, nonce: str) -> dict[str, Any]:
+    """The inner document of an Authentication frame."""
+    return {"Type": "Authentication", "Authentication": {"Userid": userid, "Nonce": nonce}}
+
+
+def error_code(frame: dict[str, Any]) -> str:
+    """The Code of an Error reply (and that the frame is one)."""
+    assert frame["Data"]["Type"] == "Error", frame
+    return str(frame["Data"]["Code"])
+
+
+async def rest(client: TestClient, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A JSON REST call that must succeed; its JSON answer."""
+    async with client.request(method, path, json=body) as response:
+        assert response.status == 200, await response.text()
+        reply: dict[str, Any] = await response.json()
+        return reply

@@ -14,28 +14,13 @@ from aiohttp.test_utils import TestClient
 
 from talkd.clock import FakeClock
 from talkd.services import SERVICES
-from tests.helpers.spreed import SpreedSocket, wait_closed
+from tests.helpers.spreed import SpreedSocket, authentication, error_code, wait_closed
+from tests.helpers.spreed import rest as post
 from tests.spreed.conftest import SHARED_SECRET, TURN_SECRET, MakeClient
 
 
 def b64_hmac(key: bytes, message: str, digest: Any = hashlib.sha256) -> str:
     return base64.b64encode(hmac.new(key, message.encode(), digest).digest()).decode()
-
-
-def authentication(userid: str, nonce: str) -> dict[str, Any]:
-    return {"Type": "Authentication", "Authentication": {"Userid": userid, "Nonce": nonce}}
-
-
-def error_code(frame: dict[str, Any]) -> str:
-    assert frame["Data"]["Type"] == "Error", frame
-    return str(frame["Data"]["Code"])
-
-
-async def post(client: TestClient, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with client.request(method, path, json=body) as response:
-        assert response.status == 200, await response.text()
-        reply: dict[str, Any] = await response.json()
-        return reply
 
 
 async def register(client: TestClient, socket: SpreedSocket) -> dict[str, Any]:

@@ -22,7 +22,8 @@ from talkd.services import SERVICES
 from talkd.spreed.directory import NODE_TIMEOUT
 from talkd.storage.database import Database
 from tests.helpers.cluster import Node
-from tests.helpers.spreed import SpreedSocket
+from tests.helpers.spreed import SpreedSocket, authentication, error_code, wait_closed
+from tests.helpers.spreed import rest as post
 
 
 @pytest.fixture
@@ -118,8 +119,8 @@ async def test_a_pin_set_on_one_node_guards_the_room_on_the_other(nodes: tuple[T
     await a.hello("locked", pin="7")
     await replicated(two, "locked", a.id, pin="7")
     b = await SpreedSocket.open(two)
-    assert error(await b.hello("locked")) == "authorization_required"
-    assert error(await b.hello("locked", pin="8")) == "invalid_credentials"
+    assert error_code(await b.hello("locked")) == "authorization_required"
+    assert error_code(await b.hello("locked", pin="8")) == "invalid_credentials"
     assert (await b.hello("locked", pin="7"))["Data"]["Type"] == "Welcome"
     await a.request("Room", {"Name": "locked", "Type": "Room", "Credentials": {"PIN": ""}})  # removes the PIN
     await replicated(two, "locked", a.id, b.id)
@@ -191,7 +192,7 @@ async def test_a_node_started_later_learns_the_rooms_from_a_snapshot(
         late = await aiohttp_client(create_app(services))
         await replicated(late, "before", a.id, pin="42")
         c = await SpreedSocket.open(late)
-        assert error(await c.hello("before")) == "authorization_required"
+        assert error_code(await c.hello("before")) == "authorization_required"
         assert listed(await c.hello("before", pin="42")) == {a.id, c.id}
     finally:
         await services.bus.close()
@@ -211,7 +212,49 @@ async def test_members_of_a_node_that_went_silent_are_dropped(nodes: tuple[TestC
     assert directory.get("Room:silent").remote == {}
 
 
-def error(frame: dict[str, Any]) -> str:
-    data = frame["Data"]
-    assert data["Type"] == "Error", data
-    return str(data["Code"])
+# --- REST calls reaching another node than the socket ----------------------------------------------------------
+
+async def peers_known(*clients: TestClient) -> None:
+    for client in clients:
+        directory = client.app[SERVICES].spreed.directory
+        for _ in range(500):
+            if directory.has_peers():
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the nodes never heard of each other")
+
+
+async def test_registration_and_login_on_another_node_authenticate_the_socket(
+        nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    await peers_known(one, two)
+    socket = await SpreedSocket.open(one)
+    registered = await post(two, "POST", "/api/v1/users", {"id": socket.id, "sid": socket.me["Sid"]})
+    again = await post(two, "PATCH", f"/api/v1/sessions/{socket.id}/", {
+        "id": socket.id, "sid": socket.me["Sid"], "useridcombo": registered["useridcombo"],
+        "secret": registered["secret"]})
+    assert again["userid"] == registered["userid"]
+    # The later nonce superseded the registration's, on the socket's node.
+    refused = await socket.request("Authentication", authentication(registered["userid"], registered["nonce"]))
+    assert refused["Data"]["Code"] == "invalid_session_token"
+    reply = await socket.request("Authentication", authentication(registered["userid"], again["nonce"]))
+    assert reply["Data"]["Type"] == "Self" and reply["Data"]["Userid"] == registered["userid"]
+
+
+async def test_another_node_refuses_authenticated_unknown_or_mismatched_sessions(
+        nodes: tuple[TestClient, TestClient]) -> None:
+    one, two = nodes
+    await peers_known(one, two)
+    socket = await SpreedSocket.open(one)
+    registered = await post(two, "POST", "/api/v1/users", {"id": socket.id, "sid": socket.me["Sid"]})
+    await socket.request("Authentication", authentication(registered["userid"], registered["nonce"]))
+    async with two.post("/api/v1/users", json={"id": socket.id, "sid": socket.me["Sid"]}) as response:
+        assert response.status == 400 and (await response.json())["code"] == "users_request_failed"
+    gone = await SpreedSocket.open(one)
+    await gone.close()
+    await wait_closed(one, gone.id)
+    body = {"id": gone.id, "sid": gone.me["Sid"], "useridcombo": registered["useridcombo"],
+            "secret": registered["secret"]}
+    async with two.patch(f"/api/v1/sessions/{gone.id}/", json=body) as response:
+        assert response.status == 403 and (await response.json())["code"] == "session_patch_failed"
