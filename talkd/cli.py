@@ -172,6 +172,14 @@ def _read_password(from_env: bool) -> str:
 # Commands -----------------------------------------------------------------------------------------
 
 
+def tune_gc_after_start() -> None:
+    """Everything built at start-up lives for the whole run: keep it out of the garbage collector's
+    full passes, and collect young objects less often (a busy server allocates in bursts)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     """The server's runner. Handlers are cancelled when their client goes away, so a long poll whose
     client disconnected releases its bus subscription at once instead of sleeping out its timeout."""
@@ -193,11 +201,7 @@ async def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
     await runner.setup()
     site = web.TCPSite(runner, settings.server.host, settings.server.port)
     await site.start()
-    # Everything built at start-up lives for the whole run: keep it out of the garbage collector's
-    # full passes, and collect young objects less often (a busy server allocates in bursts).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc_after_start()
     log.info("listening", extra={"url": f"http://{settings.server.host}:{settings.server.port}",
                                  "database": services.db.dialect, "data_dir": str(settings.storage.data_dir)})
     stop = asyncio.Event()
