@@ -4,7 +4,9 @@ in-process TestClient, or a real server through a ClientSession with its base_ur
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -110,14 +112,21 @@ class SpreedSocket:
         await self.ws.close()
 
 
-async def wait_closed(client: TestClient, session_id: str) -> None:
-    """Wait (at most 2 s) until the server has finished closing a session whose socket we closed."""
-    spreed = client.app[SERVICES].spreed
-    for _ in range(200):
-        if session_id not in spreed.sessions:
+async def eventually(check: Callable[[], Awaitable[bool] | bool], what: str, timeout: float = TIMEOUT) -> None:
+    """Wait (bounded) until `check()` holds: for state that another task or node updates after the bus
+    delivers an event. Fails naming `what` when it never does."""
+    for _ in range(int(timeout / 0.01)):
+        outcome = check()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError(f"session {session_id} is still registered")
+    raise AssertionError(f"never happened: {what}")
+
+
+async def wait_closed(client: TestClient, session_id: str) -> None:
+    """Wait until the server has finished closing a session whose socket we closed."""
+    spreed = client.app[SERVICES].spreed
+    await eventually(lambda: session_id not in spreed.sessions, f"session {session_id} unregistered")
 
 
 def authentication(userid: str, nonce: str) -> dict[str, Any]:

@@ -59,6 +59,26 @@ async def test_without_a_turn_secret_self_has_empty_turn_data(make_client: MakeC
     assert socket.me["Turn"] == {"username": "", "password": "", "ttl": 0, "urls": None}
 
 
+async def ann_and_bob(client: TestClient) -> tuple[SpreedSocket, SpreedSocket]:
+    """Two sessions authenticated as users ann and bob (contact requests need both sides logged in)."""
+    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket, user in ((ann, "ann"), (bob, "bob")):
+        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
+    return ann, bob
+
+
+def contact_request(to: str, request_id: str, *, echo: bool = False, success: bool = False, token: str = ""
+                    ) -> dict[str, Any]:
+    """A private Chat carrying only a ContactRequest."""
+    request: dict[str, Any] = {"Id": request_id, "Success": success}
+    if token:
+        request["Token"] = token
+    chat: dict[str, Any] = {"Message": "", "Status": {"ContactRequest": request}}
+    if not echo:
+        chat["NoEcho"] = True
+    return {"To": to, "Type": "Chat", "Chat": chat}
+
+
 async def test_anonymous_registered_authenticated_path(client: TestClient) -> None:
     user, peer = await SpreedSocket.open(client), await SpreedSocket.open(client)
     await user.hello("path-room")
@@ -234,17 +254,11 @@ async def test_sessions_errors(client: TestClient) -> None:
 
 
 async def test_contact_request_mints_a_token_that_lists_the_contacts_sessions(client: TestClient) -> None:
-    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
-    for socket, user in ((ann, "ann"), (bob, "bob")):
-        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
-    request = {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
-        "ContactRequest": {"Id": "cr-1", "Success": False}}}}
-    await ann.send("Chat", request)
+    ann, bob = await ann_and_bob(client)
+    await ann.send("Chat", contact_request(bob.id, "cr-1"))
     received = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]
     assert received["Userid"] == "ann" and received["Token"] and received["Success"] is False
-    accept = {"To": ann.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
-        "ContactRequest": {"Id": "cr-1", "Success": True, "Token": received["Token"]}}}}
-    await bob.send("Chat", accept)
+    await bob.send("Chat", contact_request(ann.id, "cr-1", success=True, token=received["Token"]))
     accepted = (await ann.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]
     assert accepted["Success"] is True and accepted["Userid"] == "bob"
     listing = await ann.request("Sessions", {"Type": "Sessions", "Sessions": {"Type": "contact",
@@ -258,8 +272,7 @@ async def test_contact_request_mints_a_token_that_lists_the_contacts_sessions(cl
 
 async def test_contact_requests_need_authenticated_sessions(client: TestClient) -> None:
     ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
-    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
-        "ContactRequest": {"Id": "cr", "Success": False}}}})
+    await ann.send("Chat", contact_request(bob.id, "cr"))
     assert await bob.drain() == []
 
 
@@ -279,11 +292,8 @@ def _encryption_secret(client: TestClient) -> bytes:
 async def test_echo_of_a_contact_request_carries_no_minted_token(client: TestClient) -> None:
     """The original echoes the Chat as sent, before minting (handle_chat.go): a requester who asked for
     an echo must not obtain the contact token unless the other side accepts and sends it back."""
-    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
-    for socket, user in ((ann, "ann"), (bob, "bob")):
-        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
-    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "Status": {
-        "ContactRequest": {"Id": "cr-echo", "Success": False}}}})
+    ann, bob = await ann_and_bob(client)
+    await ann.send("Chat", contact_request(bob.id, "cr-echo", echo=True))
     echo = await ann.next_of("Chat")
     assert echo["To"] == ann.id
     assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-echo", "Success": False}
@@ -295,8 +305,7 @@ async def test_an_ignored_contact_request_is_still_echoed(client: TestClient) ->
     """The echo goes out before the contact request is checked (handle_chat.go); the refused request
     itself reaches nobody."""
     ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
-    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "Status": {
-        "ContactRequest": {"Id": "cr-anon", "Success": False}}}})
+    await ann.send("Chat", contact_request(bob.id, "cr-anon", echo=True))
     echo = await ann.next_of("Chat")
     assert echo["Data"]["Chat"]["Status"]["ContactRequest"] == {"Id": "cr-anon", "Success": False}
     assert await bob.drain() == []
@@ -306,11 +315,8 @@ async def test_sessions_of_an_offline_contact_is_a_stable_placeholder(client: Te
     """For a contact with no connected session the original answers with one placeholder session for that
     user id (session_manager.go GetUserSessions), which the web client needs to open a chat from its
     contact list; the same placeholder comes back each time."""
-    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
-    for socket, user in ((ann, "ann"), (bob, "bob")):
-        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
-    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
-        "ContactRequest": {"Id": "cr-off", "Success": False}}}})
+    ann, bob = await ann_and_bob(client)
+    await ann.send("Chat", contact_request(bob.id, "cr-off"))
     token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
     await bob.close()
     await wait_closed(client, bob.id)
@@ -324,11 +330,8 @@ async def test_sessions_of_an_offline_contact_is_a_stable_placeholder(client: Te
 async def test_left_to_linked_contacts_has_the_room_broadcast_envelope(client: TestClient) -> None:
     """The original sends linked contacts the very frame it broadcasts to the room (session.go Close):
     From and A of the leaver, no To."""
-    ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
-    for socket, user in ((ann, "ann"), (bob, "bob")):
-        await socket.request("Authentication", authentication(user, await login(client, socket, user)))
-    await ann.send("Chat", {"To": bob.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True, "Status": {
-        "ContactRequest": {"Id": "cr-left", "Success": False}}}})
+    ann, bob = await ann_and_bob(client)
+    await ann.send("Chat", contact_request(bob.id, "cr-left"))
     token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
     await ann.request("Sessions", {"Type": "Sessions", "Sessions": {"Type": "contact", "Token": token}})
     await bob.close()

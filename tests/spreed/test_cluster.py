@@ -6,7 +6,6 @@ NATS: TALKD_TEST_NATS_URL (default nats://127.0.0.1:4222); skipped locally witho
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from talkd.services import SERVICES
 from talkd.spreed.directory import NODE_TIMEOUT
 from talkd.storage.database import Database
 from tests.helpers.cluster import Node
-from tests.helpers.spreed import SpreedSocket, authentication, error_code, wait_closed
+from tests.helpers.spreed import SpreedSocket, authentication, error_code, eventually, wait_closed
 from tests.helpers.spreed import rest as post
 
 
@@ -66,15 +65,14 @@ async def test_resuming_on_another_node_takes_the_session_over(nodes: tuple[Test
 
 # --- the room directory: every node knows every node's members and PINs ---------------------------------------
 
-async def replicated(client: TestClient, room: str, *ids: str, pin: str | None = None) -> None:
-    """Wait (at most 5 s) until `client`'s node lists `ids` in `room` (and knows its PIN when given)."""
+async def replicated(client: TestClient, room_id: str, *ids: str, pin: str | None = None) -> None:
+    """Wait until `client`'s node lists `ids` in the room (and knows its PIN when given)."""
     directory = client.app[SERVICES].spreed.directory
-    for _ in range(500):
-        known = directory.get(f"Room:{room}")
-        if known is not None and set(ids) <= set(known.member_ids()) and (pin is None or known.pin == pin):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{room} never listed {ids} on this node")
+
+    def known() -> bool:
+        room = directory.get(room_id if ":" in room_id else f"Room:{room_id}")
+        return room is not None and set(ids) <= set(room.member_ids()) and (pin is None or room.pin == pin)
+    await eventually(known, f"{room_id} lists {ids} on this node")
 
 
 def listed(frame: dict[str, Any]) -> set[str]:
@@ -104,13 +102,11 @@ async def test_a_status_change_on_one_node_shows_in_the_other_nodes_list(
     await b.hello("status")
     await a.send("Status", {"Type": "Status", "Status": {"displayName": "Renamed"}})
     assert (await b.next_of("Status"))["Data"]["Status"] == {"displayName": "Renamed"}
-    for _ in range(500):
+
+    async def renamed() -> bool:
         users = (await b.request("Users"))["Data"]["Users"]
-        if next(u for u in users if u["Id"] == a.id).get("Status") == {"displayName": "Renamed"}:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("node two never saw the new status")
+        return bool(next(u for u in users if u["Id"] == a.id).get("Status") == {"displayName": "Renamed"})
+    await eventually(renamed, "node two lists the new status")
 
 
 async def test_a_pin_set_on_one_node_guards_the_room_on_the_other(nodes: tuple[TestClient, TestClient]) -> None:
@@ -124,11 +120,9 @@ async def test_a_pin_set_on_one_node_guards_the_room_on_the_other(nodes: tuple[T
     assert (await b.hello("locked", pin="7"))["Data"]["Type"] == "Welcome"
     await a.request("Room", {"Name": "locked", "Type": "Room", "Credentials": {"PIN": ""}})  # removes the PIN
     await replicated(two, "locked", a.id, b.id)
-    directory = two.app[SERVICES].spreed.directory
-    for _ in range(500):
-        if directory.get("Room:locked").pin is None:
-            break
-        await asyncio.sleep(0.01)
+    await replicated(two, "locked", a.id, b.id)
+    room = two.app[SERVICES].spreed.directory.get("Room:locked")
+    await eventually(lambda: room.pin is None, "node two forgets the removed PIN")
     c = await SpreedSocket.open(two)
     assert (await c.hello("locked"))["Data"]["Type"] == "Welcome"
 
@@ -141,12 +135,10 @@ async def test_leaving_on_one_node_removes_the_member_on_the_other(nodes: tuple[
     await replicated(two, "leaving", a.id)
     await a.send("Leave", {})
     await b.next_of("Left")
-    for _ in range(500):
-        if listed(await b.request("Users")) == {b.id}:
-            break
-        await asyncio.sleep(0.01)
-    else:
-        raise AssertionError("node two still lists the member that left")
+
+    async def only_b() -> bool:
+        return listed(await b.request("Users")) == {b.id}
+    await eventually(only_b, "node two drops the member that left")
 
 
 async def test_sessions_resolves_an_attestation_of_a_session_on_another_node(
@@ -165,21 +157,11 @@ async def test_a_managed_conference_spans_both_nodes(nodes: tuple[TestClient, Te
     one, two = nodes
     a, b = await SpreedSocket.open(one), await SpreedSocket.open(two)
     await a.hello("conf-cluster")
-    await replicated_conference(two, a.id)
+    await replicated(two, "Conference:conf-cluster", a.id)
     await b.hello("conf-cluster")
     for socket in (a, b):
         conference = await socket.next_of("Conference")
         assert set(conference["Data"]["Conference"]) == {a.id, b.id}
-
-
-async def replicated_conference(client: TestClient, session_id: str) -> None:
-    directory = client.app[SERVICES].spreed.directory
-    for _ in range(500):
-        known = directory.get("Conference:conf-cluster")
-        if known is not None and session_id in known.member_ids():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the conference never reached node two")
 
 
 async def test_a_node_started_later_learns_the_rooms_from_a_snapshot(
@@ -216,13 +198,7 @@ async def test_members_of_a_node_that_went_silent_are_dropped(nodes: tuple[TestC
 
 async def peers_known(*clients: TestClient) -> None:
     for client in clients:
-        directory = client.app[SERVICES].spreed.directory
-        for _ in range(500):
-            if directory.has_peers():
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the nodes never heard of each other")
+        await eventually(client.app[SERVICES].spreed.directory.has_peers, "the nodes hear of each other")
 
 
 async def test_registration_and_login_on_another_node_authenticate_the_socket(
