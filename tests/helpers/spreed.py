@@ -140,7 +140,7 @@ def error_code(frame: dict[str, Any]) -> str:
     return str(frame["Data"]["Code"])
 
 
-async def rest(client: TestClient, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+async def rest(client: TestClient | ClientSession, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """A JSON REST call that must succeed; its JSON answer."""
     async with client.request(method, path, json=body) as response:
         assert response.status == 200, await response.text()

@@ -1,11 +1,16 @@
 """A real talkd process killed with SIGKILL and started again on the same data dir keeps everything:
-accounts, app passwords, the first admin (not created twice) and the server secret."""
+accounts, app passwords, the first admin (not created twice), the server secret, and the secrets that let
+Spreed WebRTC clients resume their sessions."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import re
 import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +18,7 @@ import pytest
 
 from tests.helpers.client import basic
 from tests.helpers.server import RunningTalkd, running_talkd
+from tests.helpers.spreed import SpreedSocket, authentication, rest
 
 pytestmark = pytest.mark.interop
 
@@ -94,3 +100,30 @@ async def test_configured_admin_password_is_not_reapplied_on_restart(tmp_path: P
         async with aiohttp.ClientSession() as session:
             assert await whoami(session, server, "admin", "first admin passphrase") == (200, "admin")
             assert (await whoami(session, server, "admin", "second admin passphrase"))[0] == 401
+
+
+async def test_a_spreed_session_resumes_with_its_token_after_sigkill(tmp_path: Path) -> None:
+    """Spreed sessions live in memory, but their Token is sealed with the secrets kept in the data dir: after a
+    kill and restart the client reconnects with `?t=` and is the same session and user again, as the original
+    server's clients expect after a server restart."""
+    env = {"TALKD_WEBRTC_USERS_MODE": "sharedsecret", "TALKD_WEBRTC_SHAREDSECRET": "restart shared secret"}
+    async with running_talkd(tmp_path / "data", extra_env=env) as server, aiohttp.ClientSession(
+            base_url=server.base_url) as http:
+        socket = await SpreedSocket.open(http)
+        combo = f"{int(time.time()) + 3600}:carol"
+        secret = base64.b64encode(hmac.new(b"restart shared secret", combo.encode(), hashlib.sha256).digest())
+        login = await rest(http, "PATCH", f"/api/v1/sessions/{socket.id}/", {
+            "id": socket.id, "sid": socket.me["Sid"], "useridcombo": combo, "secret": secret.decode()})
+        me = (await socket.request("Authentication", authentication("carol", login["nonce"])))["Data"]
+        assert me["Userid"] == "carol"
+
+        assert await asyncio.to_thread(server.kill, signal.SIGKILL) == -signal.SIGKILL
+        await asyncio.to_thread(server.start)
+
+        resumed = await SpreedSocket.open(http, me["Token"])
+        assert (resumed.id, resumed.me["Sid"], resumed.me["Userid"], resumed.me["Suserid"]) == (
+            socket.id, socket.me["Sid"], "carol", me["Suserid"])
+        fresh = await SpreedSocket.open(http, "not a token")  # an undecodable token: a new anonymous session
+        assert fresh.id != socket.id and fresh.me["Userid"] == ""
+        await resumed.close()
+        await fresh.close()
