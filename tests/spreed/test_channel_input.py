@@ -14,6 +14,7 @@ from talkd.clock import FakeClock
 from talkd.protocol.spreed import MAX_FRAME_BYTES
 from talkd.services import SERVICES
 from talkd.spreed.channelling import HARD_FRAME_LIMIT, RATE_PER_SECOND, RateLimiter
+from talkd.spreed.handlers import HANDLERS
 from tests.helpers.spreed import SpreedSocket
 
 
@@ -111,3 +112,18 @@ async def test_a_fast_client_is_delayed_not_dropped(client: TestClient) -> None:
     assert [r["Data"]["Alive"] for r in replies] == list(range(RATE_PER_SECOND + 5))  # all, in order
     # The 21st frame waited until the first was a second old; after that the window had room again.
     assert spreed.counters.throttled == 1 and clock.slept == [1.0]
+
+
+async def test_a_failing_handler_answers_unknown_and_the_socket_stays(client: TestClient,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No valid frame makes a handler fail; this injects a fault to show what a bug would cost a client: an
+    `unknown` Error for that request (its Iid echoed, no internals), nothing more."""
+    async def broken(*_: object) -> None:
+        raise RuntimeError("injected fault with an internal detail")
+
+    monkeypatch.setitem(HANDLERS, "Users", broken)
+    a = await SpreedSocket.open(client)
+    reply = await a.request("Users", {})
+    assert reply["Data"] == {"Type": "Error", "Code": "unknown", "Message": "internal error"}
+    assert reply["Iid"].startswith("iid-")
+    await still_alive(a)
