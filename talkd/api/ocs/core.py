@@ -99,15 +99,9 @@ async def delete_user(req: OcsRequest) -> Any:
 _ENABLE_ERRORS: ErrorMap = {NotFound: 101, "self-target": 101, Forbidden: RESPOND_NOT_FOUND}
 
 
-@router.put("/cloud/users/{userId}/enable", errors=_ENABLE_ERRORS)
-async def enable_user(req: OcsRequest) -> Any:
-    await _provisioning(req).set_enabled(req.match("userId"), True)
-    return []
-
-
-@router.put("/cloud/users/{userId}/disable", errors=_ENABLE_ERRORS)
-async def disable_user(req: OcsRequest) -> Any:
-    await _provisioning(req).set_enabled(req.match("userId"), False)
+@router.put("/cloud/users/{userId}/{switch:enable|disable}", errors=_ENABLE_ERRORS)
+async def set_user_enabled(req: OcsRequest) -> Any:
+    await _provisioning(req).set_enabled(req.match("userId"), req.match("switch") == "enable")
     return []
 
 

@@ -117,14 +117,9 @@ async def _target(req: OcsRequest) -> Attendee | None:
 
 
 @router.post(ONE + "/moderators", access=Access.PUBLIC, errors=talk_errors)
-async def promote(req: OcsRequest) -> list[Any]:
-    await participants(req).set_moderator(req.identity, req.match("token"), await _target(req), True)
-    return []
-
-
 @router.delete(ONE + "/moderators", access=Access.PUBLIC, errors=talk_errors)
-async def demote(req: OcsRequest) -> list[Any]:
-    await participants(req).set_moderator(req.identity, req.match("token"), await _target(req), False)
+async def set_moderator(req: OcsRequest) -> list[Any]:
+    await participants(req).set_moderator(req.identity, req.match("token"), await _target(req), req.turns_on)
     return []
 
 

@@ -98,14 +98,9 @@ async def set_description(req: OcsRequest) -> list[Any]:
 
 
 @router.post(ONE + "/public", access=Access.USER, errors=talk_errors)
-async def make_public(req: OcsRequest) -> list[Any]:
-    await conversations(req).set_public(req.identity, req.match("token"), True)
-    return []
-
-
 @router.delete(ONE + "/public", access=Access.USER, errors=talk_errors)
-async def make_private(req: OcsRequest) -> list[Any]:
-    await conversations(req).set_public(req.identity, req.match("token"), False)
+async def set_public(req: OcsRequest) -> list[Any]:
+    await conversations(req).set_public(req.identity, req.match("token"), req.turns_on)
     return []
 
 
@@ -134,14 +129,9 @@ async def set_lobby(req: OcsRequest) -> Any:
 
 
 @router.post(ONE + "/favorite", access=Access.USER, errors=talk_errors)
-async def add_favorite(req: OcsRequest) -> list[Any]:
-    await conversations(req).set_favorite(req.identity, req.match("token"), True)
-    return []
-
-
 @router.delete(ONE + "/favorite", access=Access.USER, errors=talk_errors)
-async def remove_favorite(req: OcsRequest) -> list[Any]:
-    await conversations(req).set_favorite(req.identity, req.match("token"), False)
+async def set_favorite(req: OcsRequest) -> list[Any]:
+    await conversations(req).set_favorite(req.identity, req.match("token"), req.turns_on)
     return []
 
 

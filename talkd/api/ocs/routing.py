@@ -56,6 +56,11 @@ class OcsRequest:
         return self.http.match_info[name]
 
     @property
+    def turns_on(self) -> bool:
+        """For a switch that POST turns on and DELETE turns off (public, favorite, moderator): which one."""
+        return self.http.method == "POST"
+
+    @property
     def api_version(self) -> int:
         """The Talk API version of routes declared with `{apiVersion:v[1-4]}` (1 for others)."""
         raw = self.http.match_info.get("apiVersion", "v1")
