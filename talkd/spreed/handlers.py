@@ -4,7 +4,6 @@ through the service, which publishes on the bus. Domain errors become Error repl
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -58,42 +57,11 @@ async def on_status(conn: Connection, msg: p.StatusUpdate, iid: str) -> None:
 
 
 async def on_chat(conn: Connection, msg: p.Chat, iid: str) -> None:
-    service, session = conn.service, conn.session
-    now = datetime.datetime.fromtimestamp(service.clock.now(), datetime.UTC)
-    time = now.isoformat(timespec="seconds").replace("+00:00", "Z")
-    if not msg.no_echo:
-        # The echo is the message as sent, before any contact token is minted: the requester must not
-        # get a token the other side never accepted. Invalid contact requests are echoed too.
-        await service.unicast(session, session.id, msg.document(time=time))
-    contact = None
-    if msg.to and msg.contact_request is not None:
-        if not service.module_enabled("contacts"):
-            return
-        try:
-            contact = service.contact_request(session, msg.to, msg.contact_request)
-        except TalkdError:
-            return  # an invalid contact request is ignored, as the original does
-    doc = msg.document(time=time, contact=contact, userid=session.userid if contact is not None else "")
-    if not msg.to:
-        if session.room_id is not None:
-            service.counters.broadcast_chat += 1
-            await service.broadcast(session, doc)
-        return
-    if msg.status is None:
-        service.counters.unicast_chat += 1
-    await service.unicast(session, msg.to, doc)
-    if msg.mid:  # delivery confirmation for the sender
-        sent = {"To": msg.to, "Type": "Chat", "Chat": {"Mid": msg.mid, "Status": {"State": "sent"}}}
-        await service.unicast(session, session.id, sent)
+    await conn.service.chat(conn.session, msg)
 
 
 async def on_conference(conn: Connection, msg: p.Conference, iid: str) -> None:
-    service, session = conn.service, conn.session
-    if service.is_conference_room(session):
-        return  # the server manages conference rooms itself
-    for target in dict.fromkeys(msg.ids):
-        if target != session.id:
-            await service.unicast(session, target, msg.document)
+    await conn.service.conference(conn.session, msg)
 
 
 async def on_users(conn: Connection, msg: p.Users, iid: str) -> None:

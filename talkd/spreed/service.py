@@ -13,6 +13,7 @@ REST edge (api/errors.py) picks the HTTP status from the class.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import re
 import uuid
@@ -33,7 +34,15 @@ from talkd.errors import (
     TalkdError,
     TooLarge,
 )
-from talkd.protocol.spreed import API_VERSION, ContactRequest, SessionData, SessionsRequest, outgoing
+from talkd.protocol.spreed import (
+    API_VERSION,
+    Conference,
+    ContactRequest,
+    SessionData,
+    SessionsRequest,
+    outgoing,
+)
+from talkd.protocol.spreed import Chat as ChatMessage
 from talkd.spreed.directory import RoomDirectory
 from talkd.spreed.images import ImageCache, parse_data_url
 from talkd.spreed.model import Room, Session
@@ -498,6 +507,45 @@ class SpreedService:
         if nonce is None:
             raise Forbidden("Failed to patch session", reason="session_patch_failed")
         return userid, nonce
+
+    # --- chat and conferences -------------------------------------------------------------------------------
+
+    async def chat(self, session: Session, msg: ChatMessage) -> None:
+        """Chat: echo (unless NoEcho), then to the room (To empty) or to one session with a `sent` receipt."""
+        now = datetime.datetime.fromtimestamp(self.clock.now(), datetime.UTC)
+        time = now.isoformat(timespec="seconds").replace("+00:00", "Z")
+        if not msg.no_echo:
+            # The echo is the message as sent, before any contact token is minted: the requester must not
+            # get a token the other side never accepted. Invalid contact requests are echoed too.
+            await self.unicast(session, session.id, msg.document(time=time))
+        contact = None
+        if msg.to and msg.contact_request is not None:
+            if not self.module_enabled("contacts"):
+                return
+            try:
+                contact = self.contact_request(session, msg.to, msg.contact_request)
+            except TalkdError:
+                return  # an invalid contact request is ignored, as the original does
+        doc = msg.document(time=time, contact=contact, userid=session.userid if contact is not None else "")
+        if not msg.to:
+            if session.room_id is not None:
+                self.counters.broadcast_chat += 1
+                await self.broadcast(session, doc)
+            return
+        if msg.status is None:
+            self.counters.unicast_chat += 1
+        await self.unicast(session, msg.to, doc)
+        if msg.mid:  # delivery confirmation for the sender
+            sent = {"To": msg.to, "Type": "Chat", "Chat": {"Mid": msg.mid, "Status": {"State": "sent"}}}
+            await self.unicast(session, session.id, sent)
+
+    async def conference(self, session: Session, msg: Conference) -> None:
+        """A client's conference list goes to each listed peer, except in rooms the server manages itself."""
+        if self.is_conference_room(session):
+            return
+        for target in dict.fromkeys(msg.ids):
+            if target != session.id:
+                await self.unicast(session, target, msg.document)
 
     # --- Sessions and contacts -----------------------------------------------------------------------------
 
