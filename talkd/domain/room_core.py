@@ -3,6 +3,7 @@ messages, and announcing changes on the bus once the transaction committed."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,6 +67,12 @@ class RoomCore:
         self._pings: dict[tuple[int, int | None], int] = {}
         self._pinged: dict[tuple[int, int | None], int] = {}
         self._read_markers: dict[int, int] = {}
+        # What the latest flush writes or wrote: fresh() keeps showing them until the next flush, so a
+        # reader whose query began before that commit never sees an older marker than it had.
+        self._flushed_markers: dict[int, int] = {}
+        # One flush at a time: a caller that flushes to read what was batched (session expiry) must
+        # also wait for a flush already under way.
+        self._flush_lock = asyncio.Lock()
 
     def touch(self, participant: Participant | None) -> None:
         """Record that the caller's session is alive (chat and signaling pulls count as pings). A client
@@ -88,7 +95,7 @@ class RoomCore:
 
     def fresh(self, attendee: Attendee) -> Attendee:
         """The attendee with a read marker that may still wait for the next flush."""
-        pending = self._read_markers.get(attendee.id, 0)
+        pending = max(self._read_markers.get(attendee.id, 0), self._flushed_markers.get(attendee.id, 0))
         if pending > attendee.last_read_message:
             return dataclasses.replace(attendee, last_read_message=pending)
         return attendee
@@ -96,12 +103,18 @@ class RoomCore:
     def forget_read_marker(self, attendee_id: int) -> None:
         """An explicit read-marker write supersedes what waits in the batch."""
         self._read_markers.pop(attendee_id, None)
+        self._flushed_markers.pop(attendee_id, None)
 
     async def flush(self) -> None:
+        async with self._flush_lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         pings, self._pings = self._pings, {}
         markers, self._read_markers = self._read_markers, {}
         if not pings and not markers:
             return
+        self._flushed_markers = dict(markers)
         try:
             async with self.db.transaction("flush_pings_and_read_markers") as conn:
                 await self.sessions.ping(conn, pings)

@@ -242,6 +242,48 @@ async def test_waiting_advances_the_read_marker_unless_asked_not_to(talk: TalkCl
     assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
 
 
+async def _attendees(talk: TalkClient, token: str) -> list[Any]:
+    core = talk.services.conversations.core
+    async with talk.services.db.read() as conn:
+        room = await core.room(conn, token)
+        return await core.attendees.of_room(conn, room.id)
+
+
+async def test_a_read_marker_being_flushed_stays_visible_until_its_commit(talk: TalkClient) -> None:
+    """Read markers are written in batches. While a batch's transaction waits (here: behind a
+    transaction holding bob's attendee row), readers must still see the marker it carries."""
+    await _users(talk, "alice", "bob")
+    token = await group_room(talk, "alice", "bob")
+    start = (await room_of(talk, token, "bob"))["lastReadMessage"]
+    m = await send(talk, token, "alice", "one")
+    params = {"lookIntoFuture": 1, "lastKnownMessageId": start, "timeout": 0}
+    (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params=params)).expect(200)
+    services = talk.services
+    core = services.conversations.core
+    bob_id = next(a.id for a in await _attendees(talk, token) if a.actor_id == "bob")
+    release = asyncio.Event()
+
+    async def hold_bobs_row() -> None:
+        async with services.db.transaction("test_hold") as conn:
+            await core.attendees.update(conn, bob_id, notification_level=0)
+            await release.wait()
+
+    holder = asyncio.create_task(hold_bobs_row())
+    await asyncio.sleep(0.05)
+    flush = asyncio.create_task(core.flush())
+    await asyncio.sleep(0.1)
+    # A second flush (as session expiry does before reading pings) waits for the one under way.
+    second = asyncio.create_task(core.flush())
+    await asyncio.sleep(0.1)
+    assert not flush.done() and not second.done()  # the batch waits behind the held row
+    bob_room = await asyncio.wait_for(room_of(talk, token, "bob"), 5)
+    assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, flush, second), 5)
+    bob_room = await room_of(talk, token, "bob")
+    assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
+
+
 async def _subscribed(talk: TalkClient, token: str, count: int = 1) -> None:
     """Until `count` requests wait in the room (on its watch, which follows the room's bus topic)."""
     for _ in range(500):
