@@ -28,7 +28,10 @@ from talkd.spreed.service import FRAME, NONCE_REQUEST, TAKEOVER, SpreedService, 
 
 log = logging.getLogger(__name__)
 
-PING_INTERVAL = 54.0        # the original pings every 54 s and gives up after 60 s without an answer
+IDLE_TIMEOUT = 60.0         # the original drops a peer 60 s after its last read (pong or frame)
+# aiohttp pings after PING_INTERVAL s without a read and closes when no pong follows within half that:
+# a silent peer goes 40 + 20 = 60 s after its last read.
+PING_INTERVAL = IDLE_TIMEOUT * 2 / 3
 OUTBOX_LIMIT = 2048         # frames waiting for a slow client; beyond this new frames are dropped
 RATE_PER_SECOND = 20        # inbound frames per sliding second; more are delayed, not dropped
 HARD_FRAME_LIMIT = 4 * p.MAX_FRAME_BYTES  # larger frames close the socket (1009) unread

@@ -7,13 +7,13 @@ import contextlib
 
 import orjson
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
 from talkd.clock import FakeClock
 from talkd.protocol.spreed import MAX_FRAME_BYTES
 from talkd.services import SERVICES
-from talkd.spreed.channelling import HARD_FRAME_LIMIT, RATE_PER_SECOND, RateLimiter
+from talkd.spreed.channelling import HARD_FRAME_LIMIT, IDLE_TIMEOUT, PING_INTERVAL, RATE_PER_SECOND, RateLimiter
 from talkd.spreed.handlers import HANDLERS
 from tests.helpers.spreed import SpreedSocket
 
@@ -99,6 +99,12 @@ def test_rate_limiter_lets_20_through_per_second_and_delays_the_rest() -> None:
     assert limiter.delay() == 0.0  # the first twenty are a second old now
     clock.advance(0.5)
     assert limiter.delay() == 0.0
+
+
+def test_a_silent_peer_is_dropped_60_s_after_its_last_read() -> None:
+    """aiohttp pings after PING_INTERVAL quiet seconds, then waits its own pong timeout: the original's 60 s."""
+    pong_wait = web.WebSocketResponse(heartbeat=PING_INTERVAL)._pong_heartbeat
+    assert PING_INTERVAL + pong_wait == IDLE_TIMEOUT == 60
 
 
 async def test_a_fast_client_is_delayed_not_dropped(client: TestClient) -> None:
