@@ -152,7 +152,6 @@ class SpreedService:
         self.users: dict[str, dict[str, Session]] = {}
         self.images = ImageCache()
         self.counters = Counters()
-        self.default_room_id = self.room_id("", "")
         self.global_room_id = self.room_id(settings.global_room, "") if settings.global_room else ""
         self.offline_contacts: dict[str, str] = {}  # user id -> placeholder session id
 
@@ -309,7 +308,7 @@ class SpreedService:
 
     async def _enter(self, session: Session, rid: str, name: str, room_type: str, pin: str | None) -> Room:
         authenticated = bool(session.userid)
-        if rid == self.default_room_id and not self.settings.default_room_enabled:
+        if not name and not self.settings.default_room_enabled:  # the room named "", whatever its type
             raise Forbidden("The default room is not enabled", reason="default_room_disabled")
         if self.users_enabled and self.settings.authorize_room_join and not authenticated:
             raise Forbidden("Room join requires a user account", reason="room_join_requires_account")

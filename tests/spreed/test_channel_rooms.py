@@ -212,6 +212,14 @@ async def test_default_room_can_be_disabled(make_client: MakeClient) -> None:
     assert (await a.hello("named"))["Data"]["Type"] == "Welcome"
 
 
+async def test_a_disabled_default_room_cannot_be_joined_under_another_type(make_client: MakeClient) -> None:
+    client = await make_client(default_room_enabled=False)
+    a = await SpreedSocket.open(client)
+    for room_type in ("Conference", "Other"):
+        refused = await a.hello("", room_type=room_type)
+        assert error(refused) == ("default_room_disabled", "The default room is not enabled"), room_type
+
+
 async def test_anonymous_sessions_cannot_join_when_joining_requires_an_account(make_client: MakeClient) -> None:
     client = await make_client(authorize_room_join=True)
     a = await SpreedSocket.open(client)
