@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 import struct
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ _MAC_SIZE = 32
 _IV_SIZE = 16
 _NONCE_SALT = 12
 _CLOCK_SKEW = 60  # a box stamped this far in the future still opens (clustered nodes' clocks differ)
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
 
 
 def _b64url(raw: bytes) -> str:
@@ -205,16 +207,24 @@ def make_combo(key: bytes, userid: str, now: float) -> tuple[int, str, str]:
     return expiry, combo, combo_secret(key, combo)
 
 
+def parse_int64(text: str) -> int | None:
+    """Go's strconv.ParseInt(text, 10, 64), as the original reads a combo's expiry: an optional sign and
+    ASCII digits only (no "_", spaces or other scripts' digits), within int64; None otherwise."""
+    if not _DECIMAL.fullmatch(text) or len(text.lstrip("+-").lstrip("0")) > 19:
+        return None  # more significant digits are out of range (and may exceed what int() converts)
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
+
+
 def validate_combo(key: bytes, combo: str, secret: str, now: float) -> str:
     """The user id of a valid, unexpired combo whose secret matches; Forbidden otherwise."""
     parts = combo.split(":", 2)
     if len(parts) < 2:
         raise InvalidInput("invalid useridcombo", reason="invalid_combo")
     expiry_text, userid = parts[0], parts[1]
-    try:
-        expiry = int(expiry_text)
-    except ValueError:
-        raise InvalidInput("invalid useridcombo expiry", reason="invalid_combo") from None
+    expiry = parse_int64(expiry_text)
+    if expiry is None:
+        raise InvalidInput("invalid useridcombo expiry", reason="invalid_combo")
     expected = combo_secret(key, combo)
     if not constant_time_equals(secret, expected):
         raise Forbidden("invalid secret", reason="invalid_secret")

@@ -69,6 +69,23 @@ def test_malformed_combo_is_refused(combo: str) -> None:
         validate_combo(KEY, combo, stdlib_hmac_b64(KEY, combo), NOW)
 
 
+@pytest.mark.parametrize("expiry", ["1_900_000_000", " 1900000000", "1900000000 ", "1900000000\n",
+                                    "\u0661\u0669\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",
+                                    str(2**63), "9" * 5000, "+", "0x71"])
+def test_a_signed_combo_whose_expiry_is_no_go_int64_is_refused(expiry: str) -> None:
+    """The original parses the expiry with strconv.ParseInt(s, 10, 64); Python's int() accepts more."""
+    combo = f"{expiry}:bob"
+    with pytest.raises(InvalidInput) as info:
+        validate_combo(KEY, combo, stdlib_hmac_b64(KEY, combo), NOW)
+    assert info.value.reason == "invalid_combo"
+
+
+@pytest.mark.parametrize("expiry", ["1900000000", "+1900000000", "0" * 30 + "1900000000", str(2**63 - 1)])
+def test_a_go_int64_expiry_is_accepted(expiry: str) -> None:
+    combo = f"{expiry}:bob"
+    assert validate_combo(KEY, combo, stdlib_hmac_b64(KEY, combo), NOW) == "bob"
+
+
 def test_turn_credentials_follow_the_turn_rest_scheme() -> None:
     creds = turn_credentials(b"turn-secret", "session-id", NOW, ["turn:t:443"])
     hashed = base64.b64encode(hashlib.sha256(b"session-id").digest()).decode()
