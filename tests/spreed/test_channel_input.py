@@ -83,6 +83,15 @@ async def test_malformed_documents_get_bad_request(client: TestClient, kind: str
     await still_alive(a)
 
 
+async def test_errors_are_answered_without_an_iid_too(client: TestClient) -> None:
+    a = await SpreedSocket.open(client)
+    await a.send("Hello")  # undecodable
+    await a.send("Users", {})  # refused by its handler: not in a room
+    replies = [(await a.recv())["Data"], await a.recv()]
+    assert replies[0] == {"Type": "Error", "Code": "bad_request", "Message": "message did not contain Hello"}
+    assert replies[1]["Data"]["Code"] == "not_in_room" and "Iid" not in replies[1]
+
+
 async def test_keys_match_case_insensitively(client: TestClient) -> None:
     a = await SpreedSocket.open(client)
     await a.ws.send_str(orjson.dumps({"type": "Hello", "iid": "x1", "hello": {"name": "lower", "ua": "u"}}).decode())
