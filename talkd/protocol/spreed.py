@@ -232,10 +232,12 @@ def _object(inner: Any, kind: str) -> dict[str, Any]:
 
 
 def _nested(inner: Any, kind: str) -> Any:
-    """The innermost level of `{"Type": kind, kind: value}`; a single-level document is accepted too."""
+    """The innermost level of `{"Type": kind, kind: value}`; a single-level document is accepted too. Only a
+    document typed `kind` without its value is the middle level missing its content (a single-level Sessions
+    has a Type of its own: session or contact)."""
     doc = _object(inner, kind)
     value = field_of(doc, kind)
-    return value if value is not None else (None if field_of(doc, "Type") is not None else doc)
+    return value if value is not None else (None if field_of(doc, "Type") == kind else doc)
 
 
 def _decode_self(inner: Any) -> Message:

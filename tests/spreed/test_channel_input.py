@@ -15,7 +15,7 @@ from talkd.protocol.spreed import MAX_FRAME_BYTES
 from talkd.services import SERVICES
 from talkd.spreed.channelling import HARD_FRAME_LIMIT, IDLE_TIMEOUT, PING_INTERVAL, RATE_PER_SECOND, RateLimiter
 from talkd.spreed.handlers import HANDLERS
-from tests.helpers.spreed import SpreedSocket
+from tests.helpers.spreed import SpreedSocket, rest
 
 
 async def still_alive(socket: SpreedSocket) -> None:
@@ -90,6 +90,19 @@ async def test_errors_are_answered_without_an_iid_too(client: TestClient) -> Non
     replies = [(await a.recv())["Data"], await a.recv()]
     assert replies[0] == {"Type": "Error", "Code": "bad_request", "Message": "message did not contain Hello"}
     assert replies[1]["Data"]["Code"] == "not_in_room" and "Iid" not in replies[1]
+
+
+async def test_authentication_and_sessions_accept_the_single_level_form(client: TestClient) -> None:
+    """CHANNELING-API.txt's examples show only the innermost document; accepting it is harmless (notes §12)."""
+    a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    registered = await rest(client, "POST", "/api/v1/users", {"id": a.id, "sid": a.me["Sid"]})
+    reply = await a.request("Authentication", {"Userid": registered["userid"], "Nonce": registered["nonce"]})
+    assert reply["Data"]["Type"] == "Self" and reply["Data"]["Userid"] == registered["userid"]
+    await a.hello("single")
+    await b.hello("single")
+    attestation = (await a.next_of("Joined"))["A"]
+    reply = await a.request("Sessions", {"Type": "session", "Token": attestation})
+    assert [user["Id"] for user in reply["Data"]["Users"]] == [b.id]
 
 
 async def test_keys_match_case_insensitively(client: TestClient) -> None:
