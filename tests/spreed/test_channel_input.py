@@ -4,6 +4,7 @@ without closing, malformed documents answered with bad_request, and the per-conn
 from __future__ import annotations
 
 import contextlib
+import logging
 
 import orjson
 import pytest
@@ -13,7 +14,14 @@ from aiohttp.test_utils import TestClient
 from talkd.clock import FakeClock
 from talkd.protocol.spreed import MAX_FRAME_BYTES
 from talkd.services import SERVICES
-from talkd.spreed.channelling import HARD_FRAME_LIMIT, IDLE_TIMEOUT, PING_INTERVAL, RATE_PER_SECOND, RateLimiter
+from talkd.spreed.channelling import (
+    HARD_FRAME_LIMIT,
+    IDLE_TIMEOUT,
+    OUTBOX_LIMIT,
+    PING_INTERVAL,
+    RATE_PER_SECOND,
+    RateLimiter,
+)
 from talkd.spreed.handlers import HANDLERS
 from tests.helpers.spreed import SpreedSocket, rest
 
@@ -140,6 +148,31 @@ async def test_a_fast_client_is_delayed_not_dropped(client: TestClient) -> None:
     assert [r["Data"]["Alive"] for r in replies] == list(range(RATE_PER_SECOND + 5))  # all, in order
     # The 21st frame waited until the first was a second old; after that the window had room again.
     assert spreed.counters.throttled == 1 and clock.slept == [1.0]
+
+
+async def test_a_client_that_stops_reading_loses_the_newest_frames_and_keeps_its_socket(
+        client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    """`reader` reads nothing while frames pile up for it: first in the TCP buffers, then in its outbox, and once
+    that is full each new frame is dropped (logged). Afterwards it receives, in order, everything sent before."""
+    client.app[SERVICES].spreed.clock = FakeClock()  # the sender's rate limit costs no time
+    caplog.set_level(logging.WARNING, "talkd.spreed.channelling")
+    reader, sender = await SpreedSocket.open(client), await SpreedSocket.open(client)
+
+    def dropped() -> int:
+        return sum(record.getMessage() == "spreed outbox overflow, frame dropped" for record in caplog.records)
+
+    sent = 0
+    while not dropped() and sent < 100_000:
+        for _ in range(100):
+            sent += 1
+            await sender.send("Chat", {"To": reader.id, "Type": "Chat",
+                                       "Chat": {"Message": f"{sent:06}" + "x" * 1000, "NoEcho": True}})
+        await sender.request("Alive", {"Type": "Alive", "Alive": 1})  # all handled, all queued or dropped
+    kept = sent - dropped()
+    assert OUTBOX_LIMIT <= kept < sent
+    numbers = [int((await reader.recv())["Data"]["Chat"]["Message"][:6]) for _ in range(kept)]
+    assert numbers == list(range(1, kept + 1))
+    await still_alive(reader)
 
 
 async def test_a_failing_handler_answers_unknown_and_the_socket_stays(client: TestClient,
