@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from talkd.clock import FakeClock
 from talkd.services import SERVICES
 from talkd.spreed.directory import ROOM_EXPIRY
-from tests.helpers.spreed import SpreedSocket, wait_closed
+from tests.helpers.spreed import SpreedSocket, authentication, rest, wait_closed
 from tests.spreed.conftest import MakeClient
 
 
@@ -40,6 +40,25 @@ async def test_hello_accepts_the_legacy_id_field_and_answers_without_iid(client:
     await a.send("Hello", {"Version": "1", "Ua": "old", "Id": "legacy-room"})
     welcome = await a.recv()
     assert welcome["Data"]["Room"] == {"Type": "Room", "Name": "legacy-room"} and "Iid" not in welcome
+
+
+async def test_hello_to_the_current_room_again_announces_joined_without_leaving(client: TestClient) -> None:
+    a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    await a.hello("again")
+    await b.hello("again")
+    await a.next_of("Joined")
+    welcome = await b.hello("again", ua="new-ua")
+    assert {u["Id"] for u in welcome["Data"]["Users"]} == {a.id, b.id}
+    assert [f["Data"] for f in await a.drain()] == [{"Type": "Joined", "Id": b.id, "Ua": "new-ua", "Prio": 100}]
+
+
+async def test_joined_carries_the_user_id_of_an_authenticated_session(client: TestClient) -> None:
+    a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    registered = await rest(client, "POST", "/api/v1/users", {"id": b.id, "sid": b.me["Sid"]})
+    await b.request("Authentication", authentication(registered["userid"], registered["nonce"]))
+    await a.hello("with-user")
+    await b.hello("with-user")
+    assert (await a.next_of("Joined"))["Data"]["Userid"] == registered["userid"]
 
 
 async def test_leave_tells_the_room_soft_and_sends_no_reply(client: TestClient) -> None:
@@ -193,6 +212,21 @@ async def test_server_managed_conference_lists_everyone_on_each_join(client: Tes
         assert sorted(frame["Data"]["Conference"]) == sorted([a.id, b.id])
     await c.hello("", room_type="Conference")
     assert (await c.drain()) == []  # alone in its conference: no list
+
+
+async def test_a_room_update_in_a_managed_conference_resends_the_list(client: TestClient) -> None:
+    a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    await a.hello("conf-locked")
+    await b.hello("conf-locked")
+    await a.next_of("Joined")
+    for socket in (a, b):
+        await socket.next_of("Conference")
+    reply = await a.request("Room", {"Name": "conf-locked", "Type": "Conference", "Credentials": {"PIN": "7"}})
+    assert (await b.recv())["Data"] == reply["Data"]  # the update (its Type is the room type, as in the original)
+    for socket in (a, b):
+        listing = await socket.recv()
+        assert listing["To"] == "Conference:conf-locked"
+        assert sorted(listing["Data"]["Conference"]) == sorted([a.id, b.id])
 
 
 async def test_client_conference_updates_are_refused_in_managed_rooms(client: TestClient) -> None:
