@@ -270,6 +270,43 @@ async def test_contact_request_mints_a_token_that_lists_the_contacts_sessions(cl
     assert left["Data"] == {"Type": "Left", "Id": bob.id, "Status": "hard"}
 
 
+async def test_a_refusal_reaches_the_requester_without_its_token(client: TestClient) -> None:
+    ann, bob = await ann_and_bob(client)
+    await ann.send("Chat", contact_request(bob.id, "cr-no"))
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    await bob.send("Chat", contact_request(ann.id, "cr-no", token=token))
+    refusal = (await ann.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]
+    assert refusal["Success"] is False and "Token" not in refusal
+
+
+async def test_an_acceptance_with_a_forged_or_mismatched_token_is_dropped(client: TestClient) -> None:
+    ann, bob = await ann_and_bob(client)
+    await ann.send("Chat", contact_request(bob.id, "cr-x"))
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    await bob.send("Chat", contact_request(ann.id, "cr-x", success=True, token="forged"))
+    await ann.send("Chat", contact_request(bob.id, "cr-x", success=True, token=token))  # accepting her own request
+    assert await ann.drain() == [] and await bob.drain() == []
+
+
+async def test_a_contact_request_to_oneself_is_dropped(client: TestClient) -> None:
+    ann, other_ann = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    for socket in (ann, other_ann):
+        await socket.request("Authentication", authentication("ann", await login(client, socket, "ann")))
+    await ann.send("Chat", contact_request(other_ann.id, "cr-self"))
+    assert await other_ann.drain() == []
+
+
+async def test_contact_sessions_need_a_token_naming_the_requester(client: TestClient) -> None:
+    ann, bob = await ann_and_bob(client)
+    carol = await SpreedSocket.open(client)
+    await carol.request("Authentication", authentication("carol", await login(client, carol, "carol")))
+    await ann.send("Chat", contact_request(bob.id, "cr-c"))
+    token = (await bob.next_of("Chat"))["Data"]["Chat"]["Status"]["ContactRequest"]["Token"]
+    for foreign in ("garbage", token):
+        request = {"Type": "Sessions", "Sessions": {"Type": "contact", "Token": foreign}}
+        assert error_code(await carol.request("Sessions", request)) == "bad_request"
+
+
 async def test_contact_requests_need_authenticated_sessions(client: TestClient) -> None:
     ann, bob = await SpreedSocket.open(client), await SpreedSocket.open(client)
     await ann.send("Chat", contact_request(bob.id, "cr"))
