@@ -48,11 +48,13 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 @pytest.fixture
 async def make_client(settings: Settings, db: Database, aiohttp_client: AiohttpClient
                       ) -> AsyncIterator[MakeClient]:
-    """A server whose webrtc settings differ: `await make_client(users_mode="", stats=False)`."""
+    """A server whose webrtc settings differ: `await make_client(users_mode="", stats=False)`; other sections'
+    settings by their full name: `server__base_url=...`."""
     built: list[Services] = []
 
-    async def make(**webrtc: Any) -> TestClient:
-        changed = settings.replace(**{f"webrtc__{key}": value for key, value in webrtc.items()})
+    async def make(**changes: Any) -> TestClient:
+        changed = settings.replace(**{key if "__" in key else f"webrtc__{key}": value
+                                      for key, value in changes.items()})
         services = await build_services(changed, db=db, hashing=fast_password_hashing())
         built.append(services)
         return await aiohttp_client(create_app(services))
