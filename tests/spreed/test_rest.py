@@ -64,6 +64,30 @@ async def test_every_route_lives_under_the_base_path(make_client: MakeClient) ->
     await socket.close()
 
 
+async def test_a_configured_base_url_replaces_the_host_header(make_client: MakeClient) -> None:
+    client = await make_client(server__base_url="https://talk.example.org/")
+    internal = {"Host": "10.0.0.5:8080"}
+    _, body, _ = await call(client, "GET", "/.well-known/spreed-configuration", headers=internal)
+    assert body == {"spreed-webrtc_endpoint": "https://talk.example.org"}
+    _, room, _ = await call(client, "POST", "/api/v1/rooms", headers=internal)
+    assert room["url"] == f"https://talk.example.org/{room['name']}"
+
+
+async def test_head_on_a_get_endpoint_answers_200_without_a_body(client: TestClient) -> None:
+    async with client.head("/api/v1/config") as response:
+        assert response.status == 200 and response.content_type == "application/json"
+        assert await response.read() == b""
+
+
+async def test_realm_and_server_token_settings(make_client: MakeClient) -> None:
+    client = await make_client(realm="video.example", server_token="our-public-token")
+    assert (await call(client, "GET", "/api/v1/config"))[1]["Token"] == "our-public-token"
+    socket = await SpreedSocket.open(client)
+    _, registered, _ = await call(client, "POST", "/api/v1/users", json={"id": socket.id, "sid": socket.me["Sid"]})
+    assert registered["userid"].endswith("@video.example")
+    await socket.close()
+
+
 async def test_config_publishes_the_client_settings_and_no_secret(client: TestClient) -> None:
     status, body, headers = await call(client, "GET", "/api/v1/config")
     assert status == 200 and headers["Content-Type"] == "application/json; charset=utf-8"
@@ -105,6 +129,14 @@ async def test_token_from_the_file_is_accepted_case_insensitively(client: TestCl
     assert status == 200 and body["token"] == "second-token"
 
 
+async def test_token_is_read_from_the_query_string_too(client: TestClient) -> None:
+    status, body, _ = await call(client, "POST", "/api/v1/tokens", params={"a": "second-token"})
+    assert status == 200 and body["token"] == "second-token"
+    # Both given: the body's value counts, as Go's FormValue prefers it.
+    status, _, _ = await call(client, "POST", "/api/v1/tokens", params={"a": "nope"}, data={"a": "second-token"})
+    assert status == 200
+
+
 async def test_unknown_token_comment_or_trailing_field_is_refused(client: TestClient) -> None:
     for guess in ("nope", "# access tokens", "for the lobby", "welcome-token:for the lobby", ""):
         status, body, _ = await call(client, "POST", "/api/v1/tokens", data={"a": guess})
@@ -141,6 +173,12 @@ async def test_rooms_post_generates_a_random_11_character_name_and_its_url(clien
     assert body["url"] == f"http://video.example.org/{body['name']}"
     _, other, _ = await call(client, "POST", "/api/v1/rooms")
     assert other["name"] != body["name"]
+
+
+async def test_rooms_url_includes_the_base_path(make_client: MakeClient) -> None:
+    client = await make_client(base_path="/video")
+    _, body, _ = await call(client, "POST", "/video/api/v1/rooms", headers={"Host": "h.example"})
+    assert body["url"] == f"http://h.example/video/{body['name']}"
 
 
 # --- users (registration) ---------------------------------------------------------------------------------
@@ -297,6 +335,16 @@ async def test_stats_count_rooms_connections_users_and_chats(client: TestClient)
     assert "sessionsbyid" not in hub and body["runtime"]["tasks"] > 0
     await a.close()
     await b.close()
+
+
+async def test_stats_do_not_count_a_private_chat_carrying_a_status(client: TestClient) -> None:
+    a, b = await SpreedSocket.open(client), await SpreedSocket.open(client)
+    await a.send("Chat", {"To": b.id, "Type": "Chat", "Chat": {"Message": "", "NoEcho": True,
+                                                                "Status": {"Typing": "start"}}})
+    await a.send("Chat", {"To": b.id, "Type": "Chat", "Chat": {"Message": "counted", "NoEcho": True}})
+    assert (await b.next_of("Chat"))["Data"]["Chat"]["Status"] == {"Typing": "start"}
+    await b.next_of("Chat")
+    assert (await call(client, "GET", "/api/v1/stats"))[1]["hub"]["unicastchatmessages"] == 1
 
 
 async def test_stats_details_fill_every_map(client: TestClient) -> None:
