@@ -3,17 +3,19 @@ without closing, malformed documents answered with bad_request, and the per-conn
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
 import orjson
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient
 
 from talkd.clock import FakeClock
 from talkd.protocol.spreed import MAX_FRAME_BYTES
 from talkd.services import SERVICES
+from talkd.spreed import channelling
 from talkd.spreed.channelling import (
     HARD_FRAME_LIMIT,
     IDLE_TIMEOUT,
@@ -131,10 +133,38 @@ def test_rate_limiter_lets_20_through_per_second_and_delays_the_rest() -> None:
     assert limiter.delay() == 0.0
 
 
-def test_a_silent_peer_is_dropped_60_s_after_its_last_read() -> None:
-    """aiohttp pings after PING_INTERVAL quiet seconds, then waits its own pong timeout: the original's 60 s."""
-    pong_wait = web.WebSocketResponse(heartbeat=PING_INTERVAL)._pong_heartbeat
-    assert PING_INTERVAL + pong_wait == IDLE_TIMEOUT == 60
+async def test_a_silent_peer_is_dropped_and_an_answering_one_kept(client: TestClient,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that answers no ping is closed a ping interval plus half of it after its last read (aiohttp's pong
+    wait): 40 + 20 = the original's 60 s idle timeout. Shrunk here so the test does not wait a minute."""
+    assert PING_INTERVAL * 1.5 == IDLE_TIMEOUT == 60
+    monkeypatch.setattr(channelling, "PING_INTERVAL", 1.0)
+    answering = await SpreedSocket.open(client)  # reads all along: its client answers pings while reading
+    silent = await client.ws_connect("/ws", autoping=False)  # sees pings but never answers them
+    assert (await silent.receive(timeout=5)).type is WSMsgType.TEXT  # its Self
+
+    silent_closed = asyncio.Event()
+
+    async def silent_until_closed() -> int:
+        pings = 0
+        while (message := await silent.receive(timeout=10)).type is WSMsgType.PING:
+            pings += 1
+        silent_closed.set()
+        assert message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED), message
+        return pings
+
+    async def answering_meanwhile() -> int:
+        n = 0
+        while not silent_closed.is_set():
+            reply = await answering.request("Alive", {"Type": "Alive", "Alive": n})
+            assert reply["Data"] == {"Type": "Alive", "Alive": n}
+            n += 1
+            await asyncio.sleep(0.05)
+        return n
+
+    pings, answered = await asyncio.gather(silent_until_closed(), answering_meanwhile())
+    assert pings == 1 and answered > 3
+    await still_alive(answering)
 
 
 async def test_a_fast_client_is_delayed_not_dropped(client: TestClient) -> None:
