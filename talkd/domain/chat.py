@@ -277,7 +277,7 @@ class ChatService:
 
     async def mark_read(self, identity: Identity, token: str, last_read: int | None) -> Room:
         core, changes = self.core, Changes()
-        async with core.db.transaction("chat_mark_read") as conn:
+        async with core.between_flushes("chat_mark_read") as conn:
             room, participant = await core.access(conn, token, identity, Action.SET_READ_MARKER)
             assert participant is not None
             target = room.last_message_id if last_read is None else min(max(last_read, 0), room.last_message_id)
@@ -291,7 +291,7 @@ class ChatService:
     async def mark_unread(self, identity: Identity, token: str) -> Room:
         """Mark the newest message unread again: the read marker moves to the comment before it."""
         core, changes = self.core, Changes()
-        async with core.db.transaction("chat_mark_unread") as conn:
+        async with core.between_flushes("chat_mark_unread") as conn:
             room, participant = await core.access(conn, token, identity, Action.SET_READ_MARKER)
             assert participant is not None
             previous = await core.messages.history(conn, room.id, before=room.last_message_id or None, limit=1)

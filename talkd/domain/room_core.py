@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,9 +103,17 @@ class RoomCore:
         return attendee
 
     def forget_read_marker(self, attendee_id: int) -> None:
-        """An explicit read-marker write supersedes what waits in the batch."""
+        """An explicit read-marker write supersedes what waits in the batch (call it inside
+        between_flushes, or a flush under way may raise the marker again after that write)."""
         self._read_markers.pop(attendee_id, None)
         self._flushed_markers.pop(attendee_id, None)
+
+    @asynccontextmanager
+    async def between_flushes(self, name: str) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that no flush overlaps: for setting a read marker outright (it may lower it),
+        which a flush carrying an older batched marker would otherwise undo by raising it after this commit."""
+        async with self._flush_lock, self.db.transaction(name) as conn:
+            yield conn
 
     async def flush(self) -> None:
         async with self._flush_lock:

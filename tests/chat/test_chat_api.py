@@ -249,9 +249,17 @@ async def _attendees(talk: TalkClient, token: str) -> list[Any]:
         return await core.attendees.of_room(conn, room.id)
 
 
+def _stop_periodic_flush(talk: TalkClient) -> None:
+    """The tests below start flushes themselves; the once-a-second one would take markers at random times."""
+    for task in talk.services.background:
+        if task.get_name() == "flush-pings-and-read-markers":
+            task.cancel()
+
+
 async def test_a_read_marker_being_flushed_stays_visible_until_its_commit(talk: TalkClient) -> None:
     """Read markers are written in batches. While a batch's transaction waits (here: behind a
     transaction holding bob's attendee row), readers must still see the marker it carries."""
+    _stop_periodic_flush(talk)
     await _users(talk, "alice", "bob")
     token = await group_room(talk, "alice", "bob")
     start = (await room_of(talk, token, "bob"))["lastReadMessage"]
@@ -282,6 +290,40 @@ async def test_a_read_marker_being_flushed_stays_visible_until_its_commit(talk: 
     await asyncio.wait_for(asyncio.gather(holder, flush, second), 5)
     bob_room = await room_of(talk, token, "bob")
     assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
+
+
+async def test_marking_unread_is_not_undone_by_a_flush_under_way(talk: TalkClient) -> None:
+    """bob reads (a batched marker) and marks the newest message unread; a flush that starts while that
+    request waits for the database must not raise the marker again after it."""
+    _stop_periodic_flush(talk)
+    await _users(talk, "alice", "bob")
+    token = await group_room(talk, "alice", "bob")
+    start = (await room_of(talk, token, "bob"))["lastReadMessage"]
+    first = await send(talk, token, "alice", "one")
+    await send(talk, token, "alice", "two")
+    params = {"lookIntoFuture": 1, "lastKnownMessageId": start, "timeout": 0}
+    (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params=params)).expect(200)
+    services, core = talk.services, talk.services.conversations.core
+    bob_id = next(a.id for a in await _attendees(talk, token) if a.actor_id == "bob")
+    release = asyncio.Event()
+
+    async def hold_bobs_row() -> None:
+        async with services.db.transaction("test_hold") as conn:
+            await core.attendees.update(conn, bob_id, notification_level=0)
+            await release.wait()
+
+    holder = asyncio.create_task(hold_bobs_row())
+    await asyncio.sleep(0.05)
+    unread = asyncio.create_task(talk.ocs("DELETE", f"{V1}/chat/{token}/read", user="bob"))
+    await asyncio.sleep(0.1)  # the unread request now waits for the database, then a flush starts
+    flush = asyncio.create_task(core.flush())
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(holder, flush), 5)
+    (await asyncio.wait_for(unread, 5)).expect(200)
+    await core.flush()
+    bob_room = await room_of(talk, token, "bob")
+    assert bob_room["lastReadMessage"] == first["id"] and bob_room["unreadMessages"] == 1
 
 
 async def _subscribed(talk: TalkClient, token: str, count: int = 1) -> None:
