@@ -8,8 +8,9 @@ same read. This is safe because ids follow commit order within a room: once the 
 id N, no message at or below N can still appear.
 
 Messages change after the fact only by deletion and reactions, and both arrive as new system messages
-naming the changed message as `parent`. When the tail loads such a notice it drops what it held before,
-so a changed message is never served from memory in its old form."""
+naming the changed message as `parent`. When the tail loads such a notice about a message it holds, or
+shows as the parent of one it holds, it drops what it held before, so a changed message is never served
+from memory in its old form."""
 
 from __future__ import annotations
 
@@ -75,9 +76,12 @@ class ChatTail:
                 tail.loading = asyncio.get_running_loop().create_future()
                 try:
                     fresh = await load(tail.top, self.per_room)
-                    if any(e.parent is not None and e.parent.id > tail.floor for e in fresh):
-                        # A deletion or reaction changed a message the tail holds: keep only what was
-                        # just read, so a changed message is never served in its old form.
+                    # A deletion or reaction changed a message the tail holds, or shows as the parent of a
+                    # held reply (that parent may be older than the floor): keep only what was just read,
+                    # so a changed message is never served in its old form.
+                    parents = {e.parent.id for e in tail.messages if e.parent is not None}
+                    if any(e.parent is not None and (e.parent.id > tail.floor or e.parent.id in parents)
+                           for e in fresh):
                         tail.messages, tail.floor = [], tail.top
                     if fresh:
                         tail.messages.extend(fresh)

@@ -600,3 +600,21 @@ async def test_deletion_reaches_waiters_and_replies_keep_a_deleted_parent(talk: 
     reply = next(m for m in await all_messages(talk, token, "bob") if m["id"] == answer["id"])
     assert reply["parent"]["id"] == question["id"] and reply["parent"]["messageType"] == "comment_deleted"
     assert "secret" not in str(await all_messages(talk, token, "bob"))
+
+
+async def test_a_reply_held_in_memory_shows_its_older_parent_deleted(talk: TalkClient) -> None:
+    """Waiters are answered from the chat tail, which may hold a reply whose parent is older than
+    anything it holds: deleting that parent must reach the reply there too."""
+    await _users(talk, "alice", "bob")
+    token = await group_room(talk, "alice", "bob")
+    question = await send(talk, token, "bob", "secret question")
+    answer = await send(talk, token, "alice", "answer", replyTo=question["id"])
+    params = {"lookIntoFuture": 1, "lastKnownMessageId": question["id"], "timeout": 0}
+    (held,) = (await talk.ocs("GET", f"{V1}/chat/{token}", user="alice", params=params)).expect(200).data
+    assert held["id"] == answer["id"] and held["parent"]["message"] == "secret question"
+    (await talk.ocs("DELETE", f"{V1}/chat/{token}/{question['id']}", user="bob")).expect(200)
+    # One message a page, so the reply comes without the deletion notice (which carries the parent too).
+    (late,) = (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params={**params, "limit": 1})
+               ).expect(200).data
+    assert late["id"] == answer["id"] and late["parent"]["messageType"] == "comment_deleted"
+    assert "secret" not in str(late)
