@@ -246,11 +246,10 @@ class ChatService:
             participant = Participant(room, self.core.fresh(attendee))
             require_chat(room, participant, write=write)
             return room, participant
+        read_at = watch.generation
         async with self.core.db.read() as conn:
             room, participant = await self._chat_access(conn, token, identity, write=write)
-        watch.learn(room)
-        if user is not None:
-            watch.access[user.id] = (room, participant.attendee)
+        watch.learn(read_at, room, user.id if user is not None else None, participant.attendee)
         return room, participant
 
     async def _entries(self, conn: AsyncConnection, found: list[ChatMessage]) -> list[TailEntry]:

@@ -4,8 +4,10 @@ A room with waiters in this process is watched: the watch follows the room's top
 newest message id announced (`high_water`) and, for users, the room and attendee rows their access
 check read. While the watch runs without a gap, both stay exact: every commit is announced after it
 happens, and every change to the room or its attendees announces `room-changed`, which empties the
-cache. So a long poll that arrives at a watched room costs no query at all to check access and to
-see whether anything is new; only new messages are read, once, by the chat tail.
+cache. A read that was under way when the cache was emptied may have seen the room before the change,
+so what it found is not cached (the watch's `generation` tells). So a long poll that arrives at a
+watched room costs no query at all to check access and to see whether anything is new; only new
+messages are read, once, by the chat tail.
 
 A watch lingers a little after its last waiter leaves, because long-poll clients come straight back.
 If its subscription overflows (events lost), the watch forgets what it knew and the next request
@@ -37,15 +39,29 @@ class Watch:
     high_water: int = 0
     known: bool = False  # high_water was read from storage after the subscription started
     access: dict[str, tuple[Room, Attendee]] = field(default_factory=dict)
+    generation: int = 0  # counts the times the watch forgot what storage told it
     waiters: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     idle_since: float = 0.0
 
-    def learn(self, room: Room) -> None:
-        """What a storage read (made after the subscription started) says is the newest message."""
+    def learn(self, read_at: int, room: Room, user: str | None = None, attendee: Attendee | None = None) -> None:
+        """What a storage read, begun at `generation` `read_at` (after the subscription started), found:
+        the newest message and the user's access. Only the newest id is kept if the watch forgot since,
+        as the read may predate the change (or the lost events) that made it forget."""
         self.high_water = max(self.high_water, room.last_message_id)
+        if read_at != self.generation:
+            return
         self.known = True
+        if user is not None and attendee is not None:
+            self.access[user] = (room, attendee)
+
+    def forget(self, *, high_water: bool) -> None:
+        """Drop the cached access (and, when events were lost, trust in `high_water`)."""
+        self.access.clear()
+        self.generation += 1
+        if high_water:
+            self.known = False
 
     def _wake(self) -> None:
         self.changed.set()
@@ -66,10 +82,9 @@ class Watch:
                 if isinstance(value, int):
                     self.high_water = max(self.high_water, value)
             elif kind == "room-changed":
-                self.access.clear()
+                self.forget(high_water=False)
             elif kind == "overflow":
-                self.access.clear()
-                self.known = False
+                self.forget(high_water=True)
             self._wake()
 
 
@@ -112,8 +127,7 @@ class RoomWatches:
         except Exception:
             log.exception("room watch failed", extra={"token": watch.token})
         finally:
-            watch.access.clear()
-            watch.known = False
+            watch.forget(high_water=True)
             watch._wake()
 
     async def _reap(self) -> None:

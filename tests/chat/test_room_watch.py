@@ -1,0 +1,78 @@
+"""The room watch under interleavings: a change that lands while a request reads its access must not be
+undone by that request's (older) read. Each race is forced with asyncio events, not timing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import pytest
+
+from talkd.domain.auth import Identity
+from talkd.domain.conversation import Participant, Room
+from talkd.domain.room_watch import Watch
+from tests.chat.helpers import V1, V4, group_room
+from tests.helpers.client import TalkClient
+
+
+async def _watched_by(talk: TalkClient, token: str) -> Watch:
+    """The room's watch once a request waits on it (a hang guard, not a timing assertion)."""
+    for _ in range(500):
+        watch = talk.services.chat.watches.peek(token)
+        if watch is not None and watch.waiters:
+            return watch
+        await asyncio.sleep(0.01)
+    raise AssertionError("nobody ever waited in the room")
+
+
+async def test_a_removal_during_a_cached_access_read_is_not_undone(talk: TalkClient,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """mallory's access read returns her attendee row; before her request stores it in the watch, she is
+    removed and the watch empties its cache. The row read before the removal must not be cached after it."""
+    for user in ("alice", "mallory"):
+        await talk.make_user(user)
+    token = await group_room(talk, "alice", "mallory")
+    # alice waits in the room (for an id that never comes): the watch runs and caches her access.
+    waiter = asyncio.create_task(talk.ocs("GET", f"{V1}/chat/{token}", user="alice",
+                                          params={"lookIntoFuture": 1, "lastKnownMessageId": 10**9, "timeout": 30}))
+    try:
+        watch = await _watched_by(talk, token)
+        assert "alice" in watch.access
+        chat = talk.services.chat
+        read_done, resume = asyncio.Event(), asyncio.Event()
+        real_access = chat._chat_access
+
+        async def held_access(*args: Any, **kwargs: Any) -> tuple[Room, Participant]:
+            """The next access read, held between its SELECT and the caller's use of the row."""
+            monkeypatch.setattr(chat, "_chat_access", real_access)
+            found = await real_access(*args, **kwargs)
+            read_done.set()
+            await resume.wait()
+            return found
+
+        monkeypatch.setattr(chat, "_chat_access", held_access)
+        mallory = await talk.services.accounts.find_user("mallory")
+        assert mallory is not None
+        reading = asyncio.create_task(chat.receive(Identity(user=mallory), token, look_into_future=True, limit=100,
+                                                   timeout=0, last_known=10**9))
+        await read_done.wait()
+        participants = (await talk.ocs("GET", f"{V4}/room/{token}/participants", user="alice")).expect(200).data
+        attendee_id = next(p["attendeeId"] for p in participants if p["actorId"] == "mallory")
+        (await talk.ocs("DELETE", f"{V4}/room/{token}/attendees", user="alice",
+                        json={"attendeeId": attendee_id})).expect(200)
+        # The removal's room-changed empties the watch's cache, alice's entry with it.
+        async with asyncio.timeout(10):
+            while "alice" in watch.access:
+                await watch.wait(10)
+        resume.set()
+        await reading  # read before the removal: allowed
+        # Now mallory is out for every request, however the watch answers it.
+        (await talk.ocs("POST", f"{V1}/chat/{token}", user="mallory", json={"message": "still in?"})).expect(404)
+        (await talk.ocs("GET", f"{V1}/chat/{token}", user="mallory",
+                        params={"lookIntoFuture": 1, "lastKnownMessageId": 0, "timeout": 0})).expect(404)
+        assert "mallory" not in watch.access
+    finally:
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
