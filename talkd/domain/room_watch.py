@@ -97,15 +97,7 @@ class RoomWatches:
 
     @contextlib.asynccontextmanager
     async def watching(self, token: str) -> AsyncIterator[Watch]:
-        watch = self._watches.get(token)
-        if watch is None or watch.task is None or watch.task.done():
-            subscription = self.bus.subscribe(events.room_topic(token))
-            await subscription.__aenter__()
-            watch = Watch(token, subscription)
-            watch.task = asyncio.create_task(self._follow(watch), name=f"watch-{token}")
-            self._watches[token] = watch
-            if self._reaper is None or self._reaper.done():
-                self._reaper = asyncio.create_task(self._reap(), name="room-watch-reaper")
+        watch = self.peek(token) or await self._start(token)
         watch.waiters += 1
         try:
             yield watch
@@ -118,6 +110,32 @@ class RoomWatches:
         """The room's watch if one runs (for callers that only use what it caches)."""
         watch = self._watches.get(token)
         return watch if watch is not None and watch.task is not None and not watch.task.done() else None
+
+    async def _start(self, token: str) -> Watch:
+        subscription = self.bus.subscribe(events.room_topic(token))
+        try:
+            await subscription.__aenter__()  # a network bus waits for its server here
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await subscription.close()
+            raise
+        rival = self.peek(token)
+        if rival is not None:
+            # Another request started a watch while this one subscribed: share that one (held meanwhile,
+            # so the reaper leaves it be) and close this subscription.
+            rival.waiters += 1
+            try:
+                with contextlib.suppress(Exception):
+                    await subscription.close()
+            finally:
+                rival.waiters -= 1
+            return rival
+        watch = Watch(token, subscription)
+        watch.task = asyncio.create_task(self._follow(watch), name=f"watch-{token}")
+        self._watches[token] = watch
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap(), name="room-watch-reaper")
+        return watch
 
     async def _follow(self, watch: Watch) -> None:
         try:

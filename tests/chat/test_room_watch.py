@@ -1,19 +1,25 @@
 """The room watch under interleavings: a change that lands while a request reads its access must not be
-undone by that request's (older) read. Each race is forced with asyncio events, not timing."""
+undone by that request's (older) read, and requests that start watching a room at once share one watch.
+Each race is forced with asyncio events, not timing."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from talkd.bus.nats import NatsBus
+from talkd.domain import events
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import Participant, Room
-from talkd.domain.room_watch import Watch
+from talkd.domain.room_watch import RoomWatches, Watch
 from tests.chat.helpers import V1, V4, group_room
 from tests.helpers.client import TalkClient
+from tests.helpers.cluster import NATS_URL, require_nats
 
 
 async def _watched_by(talk: TalkClient, token: str) -> Watch:
@@ -76,3 +82,35 @@ async def test_a_removal_during_a_cached_access_read_is_not_undone(talk: TalkCli
         waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await waiter
+
+
+@pytest.fixture
+async def nats_bus() -> AsyncIterator[NatsBus]:
+    """A real NATS bus: subscribing there waits for the server, so other requests run meanwhile."""
+    await require_nats()
+    bus = await NatsBus.connect(NATS_URL, prefix=f"t{uuid.uuid4().hex[:12]}")
+    yield bus
+    await bus.close()
+
+
+async def test_requests_that_start_watching_a_room_at_once_share_one_watch(nats_bus: NatsBus) -> None:
+    watches = RoomWatches(nats_bus)
+    topic = events.room_topic("abc")
+    entered = asyncio.Event()
+    seen: list[Watch] = []
+
+    async def wait_in_room() -> None:
+        async with watches.watching("abc") as watch:
+            seen.append(watch)
+            if len(seen) == 2:
+                entered.set()
+            await entered.wait()
+
+    try:
+        # Both start before either has subscribed (the first waits on the NATS server's answer).
+        await asyncio.wait_for(asyncio.gather(wait_in_room(), wait_in_room()), 10)
+        assert seen[0] is seen[1]
+        assert nats_bus.subscriber_count(topic) == 1
+    finally:
+        await watches.close()
+    assert nats_bus.subscriber_count(topic) == 0  # nothing left behind
