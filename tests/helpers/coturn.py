@@ -5,29 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 START_TIMEOUT = 10.0
 UCLIENT_TIMEOUT = 30.0
-
-
-def require_binaries(*names: str) -> None:
-    """Skip when a binary is missing, except in CI (CI=true), where a missing one is a failure."""
-    missing = [name for name in names if shutil.which(name) is None]
-    if not missing:
-        return
-    reason = f"{', '.join(missing)} not installed (Debian package coturn)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}: CI must run this test", pytrace=False)
-    pytest.skip(reason)
 
 
 def free_port() -> int:

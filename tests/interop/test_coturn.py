@@ -15,15 +15,16 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tests.api.conftest import AppFactory, ShiftedClock
+from tests.helpers.binaries import require_binaries
 from tests.helpers.client import TalkClient
-from tests.helpers.coturn import Coturn, UclientResult, allocate_and_relay, require_binaries, running_coturn
+from tests.helpers.coturn import Coturn, UclientResult, allocate_and_relay, running_coturn
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.fixture
 async def coturn(tmp_path: Path) -> AsyncIterator[Coturn]:
-    require_binaries("turnserver", "turnutils_uclient")
+    require_binaries("turnserver", "turnutils_uclient", package="coturn")
     async with running_coturn(tmp_path, secrets.token_hex(16)) as server:
         yield server
 

@@ -25,7 +25,8 @@ if importlib.util.find_spec("aiortc") is None:  # a test dependency (pyproject t
 
 from aiohttp import ClientSession
 
-from tests.helpers.coturn import Coturn, require_binaries, running_coturn
+from tests.helpers.binaries import require_binaries
+from tests.helpers.coturn import Coturn, running_coturn
 from tests.helpers.server import RunningTalkd, running_talkd
 from tests.helpers.spreed import SpreedSocket
 from tests.helpers.spreed_signaling import SpreedSignalingRelay, ice_servers_from_self
@@ -40,7 +41,7 @@ ROOM = "interop-call"
 
 @pytest.fixture
 async def coturn(tmp_path: Path) -> AsyncIterator[Coturn]:
-    require_binaries("turnserver")
+    require_binaries("turnserver", package="coturn")
     async with running_coturn(tmp_path, secrets.token_hex(16)) as server:
         yield server
 

@@ -18,7 +18,8 @@ if importlib.util.find_spec("aiortc") is None:  # a test dependency (pyproject t
     pytest.skip("aiortc not installed", allow_module_level=True)
 
 from tests.api.conftest import AppFactory
-from tests.helpers.coturn import Coturn, require_binaries, running_coturn
+from tests.helpers.binaries import require_binaries
+from tests.helpers.coturn import Coturn, running_coturn
 from tests.helpers.webrtc_peer import (
     Kind,
     MemoryRelay,
@@ -64,7 +65,7 @@ async def test_two_peers_connect_and_receive_each_others_track(relay: MemoryRela
 
 async def test_two_peers_connect_through_coturn_with_credentials_from_talkd(
         relay: MemoryRelay, app_factory: AppFactory, tmp_path: Path) -> None:
-    require_binaries("turnserver")
+    require_binaries("turnserver", package="coturn")
     coturn: Coturn
     async with running_coturn(tmp_path, secrets.token_hex(16)) as coturn:
         talk = await app_factory(stun__servers=(), turn__servers=(f"127.0.0.1:{coturn.port}",),
