@@ -16,6 +16,7 @@ from talkd.bus.base import Event
 log = logging.getLogger(__name__)
 
 OVERFLOW: Event = {"type": "overflow"}
+_OVERFLOW_PAYLOAD = orjson.dumps(OVERFLOW)
 
 
 class BoundedInbox:
@@ -36,6 +37,16 @@ class BoundedInbox:
             self._overflowed = True
             return
         self._queue.put_nowait(payload)
+
+    def _gap(self) -> None:
+        """Events may have been lost before reaching this inbox (a bus connection dropped): queue an
+        overflow marker behind what arrived so far. Unlike a full queue, later events still flow."""
+        if self._overflowed:
+            return  # a marker is due already
+        if self._queue.qsize() >= self._max_pending:
+            self._overflowed = True
+            return
+        self._queue.put_nowait(_OVERFLOW_PAYLOAD)
 
     async def _next(self, timeout: float | None) -> Event | None:
         if self._closed:

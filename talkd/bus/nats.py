@@ -3,6 +3,9 @@
 Each topic maps to the subject `<prefix>.<topic>`. A process holds at most one NATS subscription per
 subject however many local waiters want it (1,000 long polls on one room cost one subscription), and
 fans messages out locally; local queues are bounded exactly like MemoryBus's.
+
+Messages published while the connection is down, or dropped by the client for a slow subscription,
+are lost; the local subscribers concerned then get an overflow marker, as from a full inbox, and re-read.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-import nats
 import orjson
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as NatsSub
+from nats.errors import SlowConsumerError
 
 from talkd.bus.base import Event
 from talkd.bus.memory import BoundedInbox
@@ -65,13 +68,29 @@ class NatsBus:
         self.published = 0
 
     @classmethod
-    async def connect(cls, url: str, *, prefix: str = "talkd", name: str = "talkd") -> NatsBus:
-        async def on_error(exc: Exception) -> None:
-            log.warning("nats error", extra={"error": str(exc)})
+    async def connect(cls, url: str, *, prefix: str = "talkd", name: str = "talkd",
+                      reconnect_time_wait: float = 0.5) -> NatsBus:
+        bus = cls(Client(), prefix=prefix)
+        # nats-py annotates reconnect_time_wait as int but only sleeps on it: fractions of a second work.
+        await bus._nc.connect(url, name=name, error_cb=bus._on_error, reconnected_cb=bus._on_reconnected,
+                              max_reconnect_attempts=-1,
+                              reconnect_time_wait=reconnect_time_wait)  # type: ignore[arg-type]
+        return bus
 
-        client = await nats.connect(url, name=name, error_cb=on_error, max_reconnect_attempts=-1,
-                                    reconnect_time_wait=0.5)
-        return cls(client, prefix=prefix)
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("nats error", extra={"error": str(exc)})
+        if isinstance(exc, SlowConsumerError):  # the client dropped a message of this subject
+            topic = exc.subject.removeprefix(f"{self._prefix}.")
+            for sub in tuple(self._local.get(topic, ())):
+                sub._gap()
+
+    async def _on_reconnected(self) -> None:
+        # Whatever was published while we were away is lost: every subscriber must re-read state.
+        # Now, not on disconnect: the subscriptions are registered again, so what follows the re-read arrives.
+        subs = {sub for subs in self._local.values() for sub in subs}
+        log.warning("nats reconnected; subscribers re-read state", extra={"subscribers": len(subs)})
+        for sub in subs:
+            sub._gap()
 
     def _subject(self, topic: str) -> str:
         return f"{self._prefix}.{topic}"
