@@ -8,7 +8,7 @@ everyone else's:
 
 - `member` (a session entered a room or changed its Ua, Status or user), `gone` (it left);
 - `pin` (a room was created with a PIN, or its PIN changed);
-- `sync` (a node started: every node answers with a `snapshot` of its own rooms);
+- `sync` (a node started, or missed announcements: every node answers with a `snapshot` of its own rooms);
 - `alive` every ALIVE_INTERVAL; members of a node silent for NODE_TIMEOUT are dropped (it crashed),
   `bye` drops them at once (clean shutdown).
 
@@ -128,6 +128,9 @@ class RoomDirectory:
             for silent in list(self._seen):
                 self._drop_node(silent)
             await self._announce("sync")
+            # Others may have overflowed too (a NATS reconnect reaches every node) and dropped our
+            # members, while their own sync reached us when we could not take it: offer ours unasked.
+            await self._snapshot()
             return
         node = event.get("node")
         if not isinstance(node, str) or node == self.node:
@@ -141,9 +144,7 @@ class RoomDirectory:
     async def _apply(self, node: str, event: Event) -> None:
         kind = event.get("type")
         if kind == "sync":
-            await self._announce("snapshot", rooms=[
-                {**self._room_fields(room, pin=True), "members": [s.data().document("") for s in room.members.values()]}
-                for room in self.live().values() if room.members])
+            await self._snapshot()
         elif kind == "snapshot":
             for fields in event["rooms"]:
                 room = self._replica(fields)
@@ -161,6 +162,11 @@ class RoomDirectory:
                 self._mark_if_empty(known)
         elif kind == "bye":
             self._drop_node(node)
+
+    async def _snapshot(self) -> None:
+        await self._announce("snapshot", rooms=[
+            {**self._room_fields(room, pin=True), "members": [s.data().document("") for s in room.members.values()]}
+            for room in self.live().values() if room.members])
 
     def prune(self) -> None:
         """Forget the members of nodes that stopped announcing themselves (crashed, cut off)."""
