@@ -24,6 +24,7 @@ START_TIMEOUT = 5.0
 
 @dataclass
 class NatsServer:
+    binary: str
     port: int
     process: asyncio.subprocess.Process | None = None
 
@@ -33,7 +34,7 @@ class NatsServer:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            "nats-server", "-a", "127.0.0.1", "-p", str(self.port),
+            self.binary, "-a", "127.0.0.1", "-p", str(self.port),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(int(START_TIMEOUT / 0.05)):
             if self.process.returncode is not None:
@@ -56,8 +57,8 @@ class NatsServer:
 
 @contextlib.asynccontextmanager
 async def nats_server() -> AsyncIterator[NatsServer]:
-    require_binaries("nats-server", package="nats-server")
-    server = NatsServer(free_tcp_port())
+    [binary] = require_binaries("nats-server", package="nats-server")
+    server = NatsServer(binary, free_tcp_port())
     await server.start()
     try:
         yield server
