@@ -38,7 +38,7 @@ class BoundedInbox:
             return
         self._queue.put_nowait(payload)
 
-    def _gap(self) -> None:
+    def mark_gap(self) -> None:
         """Events may have been lost before reaching this inbox (a bus connection dropped): queue an
         overflow marker behind what arrived so far. Unlike a full queue, later events still flow."""
         if self._overflowed:

@@ -82,7 +82,7 @@ class NatsBus:
         if isinstance(exc, SlowConsumerError):  # the client dropped a message of this subject
             topic = exc.subject.removeprefix(f"{self._prefix}.")
             for sub in tuple(self._local.get(topic, ())):
-                sub._gap()
+                sub.mark_gap()
 
     async def _on_reconnected(self) -> None:
         # Whatever was published while we were away is lost: every subscriber must re-read state.
@@ -90,7 +90,7 @@ class NatsBus:
         subs = {sub for subs in self._local.values() for sub in subs}
         log.warning("nats reconnected; subscribers re-read state", extra={"subscribers": len(subs)})
         for sub in subs:
-            sub._gap()
+            sub.mark_gap()
 
     def _subject(self, topic: str) -> str:
         return f"{self._prefix}.{topic}"
