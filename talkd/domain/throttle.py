@@ -1,11 +1,17 @@
 """Brute-force protection as Nextcloud does it: each failed attempt in the last 12 hours doubles the
 delay before the next try (0.1 s, 0.2 s, 0.4 s...); past the maximum delay the request is refused.
-Attempts count per client address and per account name; a successful login clears both."""
+Attempts count per client address and per account name; a successful login clears both.
+
+An attempt is recorded as a failure before its (slow) check, in the same step that counts the ones
+before it, and a success clears it again: guesses sent in parallel are delayed and refused as if
+they had come one after another, and a request that dies mid-check still counts.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 
 from talkd.clock import Clock
 from talkd.config import SecuritySettings
@@ -21,6 +27,9 @@ class Throttle:
         self.settings = settings
         self.clock = clock
         self._allowlist = [ipaddress.ip_network(n, strict=False) for n in settings.bruteforce_allowlist]
+        # The fewest earlier failures whose delay is past the maximum (delay_for stops growing at 60).
+        self._refused_from = next((n for n in range(61) if self.delay_for(n) > settings.bruteforce_max_delay),
+                                  sys.maxsize)
 
     def exempt(self, remote: str) -> bool:
         if not self.settings.bruteforce_enabled:
@@ -51,21 +60,25 @@ class Throttle:
         return float(self.settings.bruteforce_base_delay * 2.0 ** min(attempts, 60))
 
     async def before_attempt(self, remote: str, login: str) -> None:
-        """Sleep the delay this client has earned, or raise Throttled when it is past the maximum."""
+        """Count this attempt, then sleep the delay the ones before it earned, or raise Throttled
+        (without counting it) when that delay is past the maximum."""
         if self.exempt(remote):
             return
-        delay = self.delay_for(await self.attempts(remote, login))
-        if delay > self.settings.bruteforce_max_delay:
+        now = self.clock.now()
+        attempts = await self.store.record_unless(self.subjects(remote, login), now - self.settings.bruteforce_window,
+                                                  now, self._refused_from)
+        if attempts >= self._refused_from:
             raise Throttled("Reached maximum delay")
+        delay = self.delay_for(attempts)
         if delay > 0:
             await self.clock.sleep(delay)
 
     async def failed(self, remote: str, login: str) -> None:
+        """The attempt failed; before_attempt has already counted it."""
         if self.exempt(remote):
             return
         # Log the address, never the password; the login name helps an admin see an attack.
         log.warning("failed login", extra={"remote": remote, "login": login[:64]})
-        await self.store.record(self.subjects(remote, login), self.clock.now())
 
     async def succeeded(self, remote: str, login: str) -> None:
         if self.exempt(remote):

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from talkd.domain.model import AppPassword, Group, LoginFlow, User, WebSession
 from talkd.errors import AlreadyExists
@@ -335,20 +336,39 @@ class LoginFlowStore:
 
 
 class AuthFailureStore:
+    # First key of the PostgreSQL advisory locks that serialise attempts on one subject.
+    _LOCK_NAMESPACE = 0x7A1C
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, subjects: Sequence[str], now: float) -> None:
-        async with self.db.transaction("auth_failure_record") as conn:
-            await conn.execute(auth_failures.insert(), [{"subject": s, "occurred_at": now} for s in subjects])
-
     async def count_since(self, subjects: Sequence[str], since: float) -> dict[str, int]:
         async with self.db.read() as conn:
-            rows = (await conn.execute(
-                sa.select(auth_failures.c.subject, sa.func.count())
-                .where(auth_failures.c.subject.in_(list(subjects)), auth_failures.c.occurred_at >= since)
-                .group_by(auth_failures.c.subject)
-            )).all()
+            return await self._count(conn, subjects, since)
+
+    async def record_unless(self, subjects: Sequence[str], since: float, now: float, limit: int) -> int:
+        """The most records any subject has since `since`; when that is below `limit`, one more is
+        recorded for every subject. Count and record are one step: attempts in parallel (on any
+        node) each see the ones before them."""
+        async with self.db.transaction("auth_failure_attempt") as conn:
+            if conn.dialect.name == "postgresql":
+                # SQLite writers are serialised already; PostgreSQL ones lock each subject, in one
+                # order so that two attempts never wait for each other.
+                for subject in sorted(subjects):
+                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
+                        self._LOCK_NAMESPACE, sa.func.hashtext(subject))))
+            attempts = max((await self._count(conn, subjects, since)).values(), default=0)
+            if attempts < limit:
+                await conn.execute(auth_failures.insert(), [{"subject": s, "occurred_at": now} for s in subjects])
+        return attempts
+
+    @staticmethod
+    async def _count(conn: AsyncConnection, subjects: Sequence[str], since: float) -> dict[str, int]:
+        rows = (await conn.execute(
+            sa.select(auth_failures.c.subject, sa.func.count())
+            .where(auth_failures.c.subject.in_(list(subjects)), auth_failures.c.occurred_at >= since)
+            .group_by(auth_failures.c.subject)
+        )).all()
         counts = {s: 0 for s in subjects}
         counts.update({r[0]: int(r[1]) for r in rows})
         return counts

@@ -3,7 +3,9 @@ verified-credential cache, and cookie sessions with Nextcloud's OCS-APIRequest r
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from tests.api.conftest import AppFactory, CountingHashing, ShiftedClock
 from tests.api.test_login_flow import _open_page, _poll, _start, _submit
 from tests.helpers.client import TalkClient, basic
+from tests.helpers.spreed import eventually
 
 # Basic credentials --------------------------------------------------------------------------------
 
@@ -122,6 +125,38 @@ async def test_a_successful_login_resets_the_delay(app_factory: AppFactory) -> N
     assert len(clock.throttle_sleeps) == 3  # no delay: the success cleared the count
     (await talk.ocs("GET", "/cloud/user", user="alice", password="wrong")).expect(997)
     assert clock.throttle_sleeps[-1] == pytest.approx(base * 2)
+
+
+class GatedHashing(CountingHashing):
+    """Verifications wait at a gate the test opens, so every request of a burst is in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.waiting = 0
+
+    async def verify(self, stored_hash: str, password: str) -> bool:
+        self.waiting += 1
+        await self.gate.wait()
+        return await super().verify(stored_hash, password)
+
+
+async def test_parallel_guesses_are_throttled_as_sequential_ones(app_factory: AppFactory) -> None:
+    clock, hashing = ShiftedClock(), GatedHashing()
+    talk = await app_factory(clock=clock, hashing=hashing)
+    base = talk.services.settings.security.bruteforce_base_delay
+    guesses = [asyncio.create_task(talk.ocs("GET", "/cloud/user", user="admin", password=f"guess{n}"))
+               for n in range(30)]
+    # Hold every verification until each guess is either verifying or already answered: no failure
+    # has been recorded yet, so only attempts counted before verifying can slow the burst down.
+    await eventually(lambda: hashing.waiting + sum(g.done() for g in guesses) == len(guesses),
+                     "every guess verifying or answered")
+    hashing.gate.set()
+    statuses = Counter(reply.status_code for reply in await asyncio.gather(*guesses))
+    assert statuses == {997: 6, 429: 24}
+    assert sorted(clock.throttle_sleeps) == pytest.approx(_doubling(5, base))
+    assert hashing.verifications == 6
+    (await talk.ocs("GET", "/cloud/user", user="admin")).expect(429)
 
 
 @pytest.mark.parametrize("changes", [{"security__bruteforce_allowlist": ("127.0.0.0/8",)},
