@@ -13,7 +13,7 @@ from talkd.domain import events
 from talkd.domain.model import ADMIN_GROUP, AppPassword, Group, User
 from talkd.errors import AlreadyExists, Forbidden, InvalidInput, NotFound
 from talkd.ids import AppPasswordId, GroupId, UserId
-from talkd.storage.accounts import AppPasswordStore, GroupStore, UserStore
+from talkd.storage.accounts import AppPasswordStore, GroupStore, LastMember, UserStore
 
 # Nextcloud: "Only the following characters are allowed in a username: a-z, A-Z, 0-9, spaces and _.@-'".
 _USER_ID = re.compile(r"^[a-zA-Z0-9 _.@\-']+$")
@@ -151,9 +151,10 @@ class AccountService:
 
     async def delete_user(self, user_id: str) -> None:
         user = await self.get_user(user_id)
-        if await self.is_admin(user.id) and len(await self.groups.members(ADMIN_GROUP)) == 1:
-            raise Forbidden("The last admin cannot be deleted", reason="last-admin")
-        await self.users.delete(user.id)
+        try:
+            await self.users.delete(user.id, keep_member_of=ADMIN_GROUP)
+        except LastMember:
+            raise Forbidden("The last admin cannot be deleted", reason="last-admin") from None
         await self.bus.publish(events.ACCOUNTS_TOPIC, events.credentials_changed(user.id))
 
     async def record_login(self, user_id: UserId) -> None:
@@ -207,10 +208,10 @@ class AccountService:
     async def remove_from_group(self, user_id: str, group_id: str) -> None:
         user = await self.get_user(user_id)
         group = await self.get_group(group_id)
-        if group.id == ADMIN_GROUP and await self.is_admin(user.id) \
-                and len(await self.groups.members(ADMIN_GROUP)) == 1:
-            raise Forbidden("The last admin cannot leave the admin group", reason="last-admin")
-        await self.groups.remove_member(group.id, user.id)
+        try:
+            await self.groups.remove_member(group.id, user.id, keep_one=group.id == ADMIN_GROUP)
+        except LastMember:
+            raise Forbidden("The last admin cannot leave the admin group", reason="last-admin") from None
 
     async def groups_of(self, user_id: UserId) -> list[GroupId]:
         return await self.groups.groups_of(user_id)

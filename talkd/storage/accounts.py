@@ -24,6 +24,22 @@ from talkd.storage.tables import (
 )
 
 
+class LastMember(Exception):
+    """The change would leave a group that must keep a member without any."""
+
+
+async def _keep_a_member(conn: AsyncConnection, group_id: GroupId, user_id: UserId) -> None:
+    """Raise LastMember when `user_id` is the only member of `group_id`. On PostgreSQL the group's
+    row is locked first, so removals from one group take turns and each counts what the one before
+    it left; SQLite's single writer serialises them already."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(groups.c.id).where(groups.c.id == group_id).with_for_update())
+    members = (await conn.execute(sa.select(group_members.c.user_id)
+                                  .where(group_members.c.group_id == group_id).limit(2))).scalars().all()
+    if list(members) == [user_id]:
+        raise LastMember(group_id)
+
+
 def _user(row: Any) -> User:
     return User(
         id=UserId(row.id),
@@ -96,8 +112,11 @@ class UserStore:
             result = await conn.execute(users.update().where(users.c.id == user_id).values(**fields))
         return bool(result.rowcount)
 
-    async def delete(self, user_id: UserId) -> bool:
+    async def delete(self, user_id: UserId, *, keep_member_of: GroupId | None = None) -> bool:
+        """Delete the user; raises LastMember instead when that would leave `keep_member_of` empty."""
         async with self.db.transaction("user_delete") as conn:
+            if keep_member_of is not None:
+                await _keep_a_member(conn, keep_member_of, user_id)
             result = await conn.execute(users.delete().where(users.c.id == user_id))
         return bool(result.rowcount)
 
@@ -169,8 +188,11 @@ class GroupStore:
             await conn.execute(group_members.insert().values(group_id=group_id, user_id=user_id))
         return True
 
-    async def remove_member(self, group_id: GroupId, user_id: UserId) -> bool:
+    async def remove_member(self, group_id: GroupId, user_id: UserId, *, keep_one: bool = False) -> bool:
+        """True when removed. With `keep_one`, raises LastMember instead of removing the only member."""
         async with self.db.transaction("group_remove_member") as conn:
+            if keep_one:
+                await _keep_a_member(conn, group_id, user_id)
             result = await conn.execute(group_members.delete().where(
                 group_members.c.group_id == group_id, group_members.c.user_id == user_id))
         return bool(result.rowcount)

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from talkd.errors import Forbidden
 from talkd.ids import UserId
 from tests.helpers.client import TalkClient
+from tests.helpers.held import behind_held_memberships
 from tests.helpers.state import account_state
 
 VERSIONS = pytest.mark.parametrize("version", [1, 2])
@@ -182,3 +184,25 @@ async def test_groups_have_no_subadmins_and_users_edit_name_and_email(talk: Talk
     (await talk.ocs("GET", "/cloud/groups/staff/subadmins", user="alice", version=version)).expect(403)
     fields = (await talk.ocs("GET", "/cloud/user/fields", user="alice", version=version)).expect(200)
     assert fields.data == ["displayname", "email"]
+
+
+
+@pytest.mark.parametrize("action", ["remove", "delete"])
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(talk: TalkClient, action: str) -> None:
+    # The service, not the API: over HTTP the loser may already fail for having lost its own rights.
+    accounts = talk.services.accounts
+    await talk.make_user("root2", admin=True)
+
+    async def demote(user_id: str) -> str:
+        try:
+            if action == "remove":
+                await accounts.remove_from_group(user_id, "admin")
+            else:
+                await accounts.delete_user(user_id)
+        except Forbidden as refusal:
+            return refusal.reason
+        return "done"
+
+    outcomes = await behind_held_memberships(talk.services.db, demote("admin"), demote("root2"))
+    assert sorted(outcomes) == ["done", "last-admin"]
+    assert len(await accounts.members_of("admin")) == 1
