@@ -208,10 +208,15 @@ class AccountService:
     async def remove_from_group(self, user_id: str, group_id: str) -> None:
         user = await self.get_user(user_id)
         group = await self.get_group(group_id)
+        admin = group.id == ADMIN_GROUP
         try:
-            await self.groups.remove_member(group.id, user.id, keep_one=group.id == ADMIN_GROUP)
+            removed = await self.groups.remove_member(group.id, user.id, keep_one=admin)
         except LastMember:
             raise Forbidden("The last admin cannot leave the admin group", reason="last-admin") from None
+        if removed and admin:
+            # Remembered credentials carry the admin flag: drop them on every node, so the rights
+            # end at once and not at the next recheck.
+            await self.bus.publish(events.ACCOUNTS_TOPIC, events.credentials_changed(user.id))
 
     async def groups_of(self, user_id: UserId) -> list[GroupId]:
         return await self.groups.groups_of(user_id)

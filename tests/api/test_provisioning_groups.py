@@ -206,3 +206,11 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(talk: Talk
     outcomes = await behind_held_memberships(talk.services.db, demote("admin"), demote("root2"))
     assert sorted(outcomes) == ["done", "last-admin"]
     assert len(await accounts.members_of("admin")) == 1
+
+async def test_a_removed_admin_loses_the_rights_at_once(talk: TalkClient) -> None:
+    await talk.make_user("root2", admin=True)
+    # Signed in twice: the second request trusts the remembered identity, admin flag included.
+    for _ in range(2):
+        assert (await talk.ocs("GET", "/cloud/users", user="root2")).expect(200).data["users"]
+    (await talk.ocs("DELETE", "/cloud/users/root2/groups", user="admin", params={"groupid": "admin"})).expect(200)
+    assert (await talk.ocs("GET", "/cloud/users", user="root2")).expect(200).data["users"] == []
