@@ -2,8 +2,8 @@
 
 Clients send Basic credentials with every request, so a verified credential is remembered for a while
 under an HMAC of login and secret (never the secret itself): one slow argon2 check per client, not per
-request. Password changes, disabling, deletion and app-password revocation are announced on the bus
-and drop the remembered entries on every node.
+request. Password changes, disabling, deletion, leaving the admin group and app-password revocation are
+announced on the bus and drop the remembered entries on every node.
 """
 
 from __future__ import annotations
