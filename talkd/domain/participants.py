@@ -340,7 +340,10 @@ class ParticipantService:
         if identity.user is None and web_session_id is None:
             raise NotFound("Guests need a session", reason="no-session")
         async with core.db.transaction("participants_join") as conn:
-            room = await core.room(conn, token)
+            # The room's row first, as every writer (RoomCore.access): replacing a session that is in the
+            # call updates the session and then the room's call flag, which must not miss (or deadlock
+            # with) a call join or end that holds the room and then updates sessions.
+            room = await core.room(conn, token, for_update=True)
             participant = await core.participant(conn, room, identity)
             attendee = participant.attendee if participant is not None else None
             if attendee is None:

@@ -3,12 +3,15 @@ GET per version, the room's call state and the call_* system messages."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from talkd.domain.conversation import ActorType, Permission
 from talkd.storage.tables import web_sessions
 from tests.calls.conftest import V4, GuestFactory, call_path, join_room, make_room, room
 from tests.helpers.client import TalkClient
+from tests.helpers.locks import until_waiting_for_locks
 
 VERSIONS = [1, 2, 3, 4]
 
@@ -256,6 +259,33 @@ async def test_joining_again_from_the_same_browser_leaves_the_call(talk: TalkCli
     assert second != first
     state = await room(talk, token, "alice")
     assert not state["hasCall"] and state["lastMessage"]["systemMessage"] == "call_ended"
+
+
+async def test_joining_again_waits_for_a_call_join_under_way(talk: TalkClient, guest_client: GuestFactory) -> None:
+    """A guest reloads (its old session in the call is replaced) while alice joins the call. The rejoin must
+    take the room's lock before it looks at who is in the call, or it ends the call alice just joined."""
+    if talk.services.db.dialect != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: the two cannot overlap")
+    await talk.make_user("alice")
+    token = await make_room(talk, "alice", room_type=3)
+    guest = await guest_client(talk)
+    await join_room(guest, token)
+    (await guest.ocs("POST", call_path(token))).expect(200)
+    alice_session = await join_room(talk, token, "alice")
+    db, core = talk.services.db, talk.services.conversations.core
+    async with db.transaction("test_hold_room") as conn:
+        await core.room(conn, token, for_update=True)  # a writer holding the room, as every writer first does
+        alice_joins = asyncio.create_task(talk.ocs("POST", call_path(token), user="alice", json={"flags": 3}))
+        await until_waiting_for_locks(db, 1)
+        rejoin = asyncio.create_task(join_room(guest, token))  # queued behind alice's call join
+        await until_waiting_for_locks(db, 2)
+    (await alice_joins).expect(200)
+    await rejoin
+    rows = (await talk.ocs("GET", call_path(token), user="alice")).expect(200).data
+    assert [row["sessionId"] for row in rows] == [alice_session]
+    state = await room(talk, token, "alice")
+    assert state["hasCall"] and state["callFlag"] == 3
+    assert state["lastMessage"]["systemMessage"] == "call_left"
 
 
 async def test_a_call_whose_sessions_vanished_without_leaving_is_ended(talk: TalkClient,

@@ -1,0 +1,27 @@
+"""Making PostgreSQL races happen in a fixed order: a test holds a row lock in a transaction of its own,
+starts the competing requests, and waits until they queue on locks before it lets go."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+
+from talkd.storage.database import Database
+
+_WAITING = sa.text("SELECT count(*) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+
+
+async def until_waiting_for_locks(db: Database, count: int, *, timeout: float = 10) -> None:
+    """Until `count` transactions of this database wait for a lock another one holds (PostgreSQL).
+    Fails after `timeout` seconds rather than hanging when they never do."""
+
+    async def poll() -> None:
+        while True:
+            async with db.read() as conn:
+                if (await conn.execute(_WAITING)).scalar_one() >= count:
+                    return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
