@@ -219,7 +219,7 @@ class ConversationService:
                 raise NotFound("User not found", reason="user-not-found")
             pair_name = json.dumps(sorted([user.id, other.id]))
             async with core.db.transaction("room_create_one_to_one") as conn:
-                existing = await core.rooms.one_to_one(conn, pair_name)
+                existing = await core.rooms.one_to_one(conn, pair_name, for_update=True)
                 if existing is not None:
                     # Talk re-adds the caller if they had left.
                     if await core.attendees.find(conn, existing.id, ActorType.USERS, user.id) is None:

@@ -17,6 +17,10 @@ from talkd.storage.tables import attendees, room_sessions, rooms
 
 Conn = AsyncConnection
 
+# The first half of the key of the advisory locks taken on one-to-one pairs (the second: the pair's hash;
+# two pairs sharing a hash only wait for each other).
+ONE_TO_ONE_LOCKS = 0x746B_0001
+
 
 def _room(row: Any) -> Room:
     return Room(
@@ -96,9 +100,15 @@ class RoomStore:
         row = (await conn.execute(sa.select(rooms).where(rooms.c.id == room_id))).first()
         return _room(row) if row else None
 
-    async def one_to_one(self, conn: Conn, name: str) -> Room | None:
-        """A one-to-one room is named by the JSON list of its two sorted user ids, as Talk does."""
+    async def one_to_one(self, conn: Conn, name: str, *, for_update: bool = False) -> Room | None:
+        """A one-to-one room is named by the JSON list of its two sorted user ids, as Talk does.
+        `for_update` (to create the room when there is none): on PostgreSQL, hold the pair's advisory lock
+        until the transaction ends, so two creates of one pair, in any processes, cannot both find none
+        (SQLite's one writer already excludes that); then lock the room's row, as every writer does."""
         query = sa.select(rooms).where(rooms.c.type == int(RoomType.ONE_TO_ONE), rooms.c.name == name)
+        if for_update and conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(ONE_TO_ONE_LOCKS, sa.func.hashtext(name))))
+            query = query.with_for_update()
         row = (await conn.execute(query)).first()
         return _room(row) if row else None
 

@@ -4,6 +4,7 @@ for every refusal, proof from storage that nothing changed."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -124,6 +125,18 @@ async def test_v1_one_to_one_is_created_once_per_pair(talk: TalkClient, services
     assert from_bob.data == {"token": token, "name": first.data["name"], "displayName": "Alice"}
     assert [r["token"] for r in (await rooms_of(talk, "alice")).data] == [token]
     assert [name for name, _, _ in await system_messages(services, token)] == ["conversation_created"]
+
+
+async def test_concurrent_one_to_one_creates_make_one_room(talk: TalkClient, services: Services) -> None:
+    """Both people open the conversation at once, several times: one room, created by exactly one request."""
+    await people(talk, "alice", "bob")
+    pairs = [("alice", "bob"), ("bob", "alice")] * 4
+    replies = await asyncio.gather(*(talk.ocs("POST", f"{V4}/room", user=user, json={"roomType": ONE_TO_ONE,
+                                                                                      "invite": other})
+                                     for user, other in pairs))
+    assert sorted(reply.http_status for reply in replies) == [200] * 7 + [201]
+    assert len({reply.data["token"] for reply in replies}) == 1
+    assert await room_count(services) == 1
 
 
 async def test_v4_one_to_one_answers_the_whole_room(talk: TalkClient) -> None:
