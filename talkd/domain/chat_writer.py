@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from talkd.domain.conversation import Attendee, ChatMessage, Room
 from talkd.domain.room_core import Changes, RoomCore, actor_ref
+from talkd.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,13 @@ class Written:
     parent: ChatMessage | None
 
 
+@dataclass
+class _Batch:
+    written: list[tuple[PendingSend, Written]]
+    gone: list[PendingSend]  # sends to rooms deleted after their sender's check
+    changes: Changes
+
+
 class ChatWriter:
     def __init__(self, core: RoomCore, on_written: Callable[[list[Written]], None] | None = None) -> None:
         self.core = core
@@ -55,6 +63,12 @@ class ChatWriter:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.messages = 0
+        self.writing = 0  # sends in the batch being written now
+
+    @property
+    def queued(self) -> int:
+        """Sends waiting for the next batch."""
+        return len(self._queue)
 
     async def submit(self, pending: PendingSend) -> ChatMessage:
         self._queue.append(pending)
@@ -66,36 +80,46 @@ class ChatWriter:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            self.writing = len(batch)
             try:
-                written, changes = await self._write(batch)
+                done = await self._write(batch)
             except Exception as exc:
                 for pending in batch:
                     if not pending.result.done():
                         pending.result.set_exception(exc)
                 continue
+            finally:
+                self.writing = 0
             if self.on_written is not None:
                 try:
-                    self.on_written(written)
+                    self.on_written([item for _, item in done.written])
                 except Exception:
                     log.exception("after-write hook failed")
-            for pending, item in zip(batch, written, strict=True):
+            for pending, item in done.written:
                 pending.result.set_result(item.message)
+            for pending in done.gone:
+                pending.result.set_exception(NotFound("Conversation not found"))
             self.batches += 1
-            self.messages += len(batch)
+            self.messages += len(done.written)
             with contextlib.suppress(Exception):
-                await self.core.announce(changes)
+                await self.core.announce(done.changes)
 
-    async def _write(self, batch: list[PendingSend]) -> tuple[list[Written], Changes]:
+    async def _write(self, batch: list[PendingSend]) -> _Batch:
         core, changes = self.core, Changes()
-        written: list[Written] = []
+        written: list[tuple[PendingSend, Written]] = []
         newest: dict[int, tuple[Room, int]] = {}
         now = core.now()
         async with core.db.transaction("chat_send") as conn:
             # With the rooms' order locks held no other transaction, in any process, can add a message to
             # them before this one commits: the newest ids read now are exactly the predecessors.
-            room_ids = sorted({p.room.id for p in batch})
-            await core.messages.lock_rooms(conn, room_ids)
-            previous = await core.rooms.last_message_ids(conn, room_ids)
+            present = await core.messages.lock_rooms(conn, [p.room.id for p in batch])
+            # A room deleted since its sender's check fails only its own sends: its messages would break
+            # the foreign key and roll back everyone's.
+            gone = [p for p in batch if p.room.id not in present]
+            batch = [p for p in batch if p.room.id in present]
+            if not batch:
+                return _Batch([], gone, changes)
+            previous = await core.rooms.last_message_ids(conn, sorted(present))
             rows = []
             for pending in batch:
                 author = pending.author
@@ -114,9 +138,9 @@ class ChatWriter:
                                                     last_mention_direct=message.id)
                     else:
                         await core.attendees.update(conn, attendee_id, last_mention_message=message.id)
-                written.append(Written(message, previous.get(pending.room.id, 0), pending.parent))
+                written.append((pending, Written(message, previous.get(pending.room.id, 0), pending.parent)))
                 previous[pending.room.id] = message.id
                 newest[pending.room.id] = (pending.room, message.id)
                 changes.message(pending.room, message)
             await core.rooms.record_newest(conn, {room.id: message_id for room, message_id in newest.values()}, now)
-        return written, changes
+        return _Batch(written, gone, changes)

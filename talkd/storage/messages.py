@@ -46,14 +46,16 @@ class MessageStore:
                                .values(last_message_id=row.id, last_activity=now))
         return _message(row)
 
-    async def lock_rooms(self, conn: AsyncConnection, room_ids: list[int]) -> None:
+    async def lock_rooms(self, conn: AsyncConnection, room_ids: list[int]) -> set[int]:
         """Lock the rooms' rows for the rest of the transaction before any message id is drawn
         (PostgreSQL; SQLite's one writer already excludes everyone). Every message insert and every
         change of a room row takes this same lock first, so no two transactions can wait on each other
-        in a cycle over it; several rooms are locked in id order."""
+        in a cycle over it; several rooms are locked in id order. Returns the ids of the rooms that
+        still exist (no one can delete them before this transaction ends)."""
+        query = sa.select(rooms.c.id).where(rooms.c.id.in_(sorted(set(room_ids)))).order_by(rooms.c.id)
         if conn.dialect.name == "postgresql":
-            query = sa.select(rooms.c.id).where(rooms.c.id.in_(sorted(set(room_ids)))).order_by(rooms.c.id)
-            await conn.execute(query.with_for_update())
+            query = query.with_for_update()
+        return set((await conn.execute(query)).scalars())
 
     async def append_comments(self, conn: AsyncConnection, rows: list[dict[str, Any]], now: int) -> list[ChatMessage]:
         """Insert many messages in one batched statement, ids in the order of `rows` (each row: room_id,

@@ -19,7 +19,8 @@ from tests.chat.helpers import (
     room_of,
     send,
 )
-from tests.helpers.client import TalkClient
+from tests.helpers.client import OcsReply, TalkClient
+from tests.helpers.locks import until
 
 __all__ = ["app_factory"]
 
@@ -50,6 +51,34 @@ async def test_send_answers_201_with_the_full_message(talk: TalkClient) -> None:
     newest = (await history(talk, token, "bob", limit=1)).expect(200)
     assert newest.data == [sent]
     assert newest.headers["X-Chat-Last-Given"] == str(sent["id"])
+
+
+async def test_a_room_deleted_under_a_batch_fails_only_its_own_sends(talk: TalkClient) -> None:
+    """Group commit: sends to a room deleted after their check get 404; the other sends in their batch
+    are stored."""
+    await _users(talk, "alice")
+    doomed = await group_room(talk, "alice", name="Doomed")
+    kept = await group_room(talk, "alice", name="Kept")
+    services = talk.services
+    core, writer = services.conversations.core, services.chat.writer
+
+    def post(token: str, text: str) -> asyncio.Task[OcsReply]:
+        return asyncio.create_task(talk.ocs("POST", f"{V1}/chat/{token}", user="alice", json={"message": text}))
+
+    # The room is deleted in a transaction that commits only after every send below passed its check
+    # (it holds SQLite's writer, or on PostgreSQL the room's row).
+    async with services.db.transaction("test_delete_room") as conn:
+        room = await core.room(conn, doomed, for_update=True)
+        await core.rooms.delete(conn, room.id)
+        first = post(doomed, "first")
+        await until(lambda: writer.writing == 1)  # its batch waits for the deleting transaction
+        together = [post(doomed, "gone"), post(kept, "kept")]
+        await until(lambda: writer.queued == 2)  # both wait for the next batch
+    (await first).expect(404)
+    gone, stored = await asyncio.gather(*together)
+    gone.expect(404)
+    assert stored.expect(201).data["message"] == "kept"
+    assert (await all_messages(talk, kept, "alice"))[-1]["id"] == stored.data["id"]
 
 
 async def test_form_encoded_send_and_v1_envelope(talk: TalkClient) -> None:

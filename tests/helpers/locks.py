@@ -1,9 +1,10 @@
-"""Making PostgreSQL races happen in a fixed order: a test holds a row lock in a transaction of its own,
-starts the competing requests, and waits until they queue on locks before it lets go."""
+"""Making races happen in a fixed order: a test holds a lock in a transaction of its own, starts the
+competing requests, and waits until they queue (on PostgreSQL's locks, or in a component) before it lets go."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import sqlalchemy as sa
 
@@ -22,6 +23,16 @@ async def until_waiting_for_locks(db: Database, count: int, *, timeout: float = 
             async with db.read() as conn:
                 if (await conn.execute(_WAITING)).scalar_one() >= count:
                     return
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def until(condition: Callable[[], bool], *, timeout: float = 10) -> None:
+    """Until `condition()` holds; fails after `timeout` seconds rather than hanging."""
+
+    async def poll() -> None:
+        while not condition():
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
