@@ -21,14 +21,12 @@ class SignalingStore:
         return (await conn.execute(query)).first() is not None
 
     async def take(self, conn: AsyncConnection, recipient_id: int) -> list[str]:
-        """The recipient's queued messages, oldest first, removed from the queue in the same transaction."""
-        query = (sa.select(signaling_messages.c.id, signaling_messages.c.message)
-                 .where(signaling_messages.c.recipient_id == recipient_id).order_by(signaling_messages.c.id))
-        rows = list(await conn.execute(query))
-        if rows:
-            await conn.execute(signaling_messages.delete().where(
-                signaling_messages.c.id.in_([row.id for row in rows])))
-        return [row.message for row in rows]
+        """The recipient's queued messages, oldest first, removed from the queue in the same transaction.
+        One DELETE ... RETURNING: a message goes to exactly one of two overlapping pulls (PostgreSQL lets
+        both read the rows before either deletes them); RETURNING has no order, hence the sort."""
+        query = (signaling_messages.delete().where(signaling_messages.c.recipient_id == recipient_id)
+                 .returning(signaling_messages.c.id, signaling_messages.c.message))
+        return [row.message for row in sorted(await conn.execute(query), key=lambda row: row.id)]
 
     async def delete_older_than(self, conn: AsyncConnection, before: int) -> None:
         await conn.execute(signaling_messages.delete().where(signaling_messages.c.created_at < before))

@@ -9,7 +9,9 @@ from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
+from talkd.storage.tables import signaling_messages
 from tests.api.conftest import AppFactory
 from tests.calls.conftest import (
     V4,
@@ -22,6 +24,7 @@ from tests.calls.conftest import (
     signaling_path,
 )
 from tests.helpers.client import TalkClient
+from tests.helpers.locks import until_waiting_for_locks
 
 
 def delivered(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -70,6 +73,24 @@ async def test_messages_arrive_in_order_and_batches_are_accepted(talk: TalkClien
     batch = [{"ev": "connect"}] + [envelope(sessions["alice"], sessions["bob"], "candidate", n=n) for n in range(5)]
     (await send_signaling(talk, token, batch, user="alice")).expect(200)
     assert [m["payload"]["n"] for m in delivered(await pull(talk, token, "bob"))] == [0, 1, 2, 3, 4]
+
+
+async def test_overlapping_pulls_of_one_session_share_out_its_messages(talk: TalkClient) -> None:
+    """Two pulls of one session at once (a retried request, two tabs of one browser): each message goes to
+    exactly one of them, in order."""
+    if talk.services.db.dialect != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: the two takes cannot overlap")
+    token, sessions = await three_in_a_room(talk)
+    batch = [envelope(sessions["alice"], sessions["bob"], "candidate", n=n) for n in range(5)]
+    (await send_signaling(talk, token, batch, user="alice")).expect(200)
+    db = talk.services.db
+    async with db.transaction("test_hold_queue") as conn:
+        # Both pulls find the queued messages, then wait behind this lock to remove them.
+        await conn.execute(sa.select(signaling_messages.c.id).with_for_update())
+        pulls = [asyncio.create_task(pull(talk, token, "bob")) for _ in range(2)]
+        await until_waiting_for_locks(db, 2)
+    got = [[m["payload"]["n"] for m in delivered(data)] for data in await asyncio.gather(*pulls)]
+    assert sorted(got, key=len) == [[], [0, 1, 2, 3, 4]]
 
 
 async def test_messages_may_come_as_a_json_list_too(talk: TalkClient) -> None:
