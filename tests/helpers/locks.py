@@ -32,7 +32,9 @@ async def until(condition: Callable[[], bool], *, timeout: float = 10) -> None:
     """Until `condition()` holds; fails after `timeout` seconds rather than hanging."""
 
     async def poll() -> None:
-        while not condition():
+        while True:  # the condition is a component's state, which no event announces
+            if condition():
+                return
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
