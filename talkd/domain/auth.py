@@ -8,6 +8,7 @@ announced on the bus and drop the remembered entries on every node.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from talkd.domain import events
 from talkd.domain.accounts import AccountService, NewAppPassword
 from talkd.domain.model import User, WebSession
 from talkd.domain.throttle import Throttle
-from talkd.errors import Forbidden, NotAuthenticated, NotFound
+from talkd.errors import Forbidden, NotAuthenticated, NotFound, Throttled
 from talkd.ids import AppPasswordId, UserId
 from talkd.storage.accounts import WebSessionStore
 
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 # A precomputed hash to verify against when the login names nobody, so a missing account takes as
 # long to reject as a wrong password.
 _DUMMY_PASSWORD = "talkd-timing-equaliser"
+
+
+class _CheckAbandoned(Exception):
+    """The request checking shared credentials ended without an answer (cancelled, failed)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,8 @@ class Authenticator:
         self.throttle = throttle
         self.cache = cache
         self._dummy_hash: str | None = None
+        self._checking: dict[tuple[str, str], asyncio.Future[tuple[User, AppPasswordId | None]]] = {}
+        self.shared_checks = 0  # requests that waited for another's check of the same credentials
 
     async def basic(self, login: str, secret: str, remote: str) -> Identity:
         """Verify Basic credentials; raises NotAuthenticated, or Throttled after too many failures."""
@@ -139,16 +146,44 @@ class Authenticator:
                                 remote=remote)
             self.cache.forget(key)
 
-        await self.throttle.before_attempt(remote, login)
-        user, app_password_id = await self._verify(login, secret)
-        if user is None:
-            await self.throttle.failed(remote, login)
-            raise NotAuthenticated("Invalid credentials")
-        await self.throttle.succeeded(remote, login)
-        await self.accounts.record_login(user.id)
-        self.cache.put(key, user, app_password_id)
+        user, app_password_id = await self._checked_once(key, login, secret, remote)
         return Identity(user=user, is_admin=await self.accounts.is_admin(user.id),
                         app_password_id=app_password_id, remote=remote)
+
+    async def _checked_once(self, key: str, login: str, secret: str, remote: str) -> tuple[User, AppPasswordId | None]:
+        """The slow check of credentials the cache does not know. Requests carrying the same credentials
+        from the same address at the same time (a client's first burst) share one check: the throttle
+        counts every attempt before its check, so they would otherwise slow each other down as a burst
+        of guesses does."""
+        while (shared := self._checking.get((key, remote))) is not None:
+            self.shared_checks += 1
+            try:
+                return await asyncio.shield(shared)
+            except _CheckAbandoned:
+                continue  # the request doing the check went away: check anew
+        check: asyncio.Future[tuple[User, AppPasswordId | None]] = asyncio.get_running_loop().create_future()
+        check.add_done_callback(lambda done: done.cancelled() or done.exception())  # no "never retrieved"
+        self._checking[key, remote] = check
+        try:
+            await self.throttle.before_attempt(remote, login)
+            user, app_password_id = await self._verify(login, secret)
+            if user is None:
+                await self.throttle.failed(remote, login)
+                raise NotAuthenticated("Invalid credentials")
+            await self.throttle.succeeded(remote, login)
+            await self.accounts.record_login(user.id)
+            self.cache.put(key, user, app_password_id)
+        except (NotAuthenticated, Throttled) as refused:
+            check.set_exception(refused)
+            raise
+        except BaseException:
+            check.set_exception(_CheckAbandoned())
+            raise
+        else:
+            check.set_result((user, app_password_id))
+            return user, app_password_id
+        finally:
+            del self._checking[key, remote]
 
     async def _still_valid(self, cached: _Verified, secret: str) -> User | None:
         """The cached credential's user, if nothing changed since it was verified: the account

@@ -159,6 +159,22 @@ async def test_parallel_guesses_are_throttled_as_sequential_ones(app_factory: Ap
     (await talk.ocs("GET", "/cloud/user", user="admin")).expect(429)
 
 
+async def test_a_clients_parallel_first_requests_share_one_check(app_factory: AppFactory) -> None:
+    """A client opening with many requests at once (cold cache): one slow check for all of them, no
+    attempt counted against the others, no delay, every request answered."""
+    clock, hashing = ShiftedClock(), GatedHashing()
+    talk = await app_factory(clock=clock, hashing=hashing)
+    await talk.make_user("alice", "alice-secret")
+    hashing.verifications = 0
+    authenticator = talk.services.auth
+    requests = [asyncio.create_task(talk.ocs("GET", "/cloud/user", user="alice")) for _ in range(12)]
+    await eventually(lambda: hashing.waiting == 1 and authenticator.shared_checks == 11, "one check, 11 sharing it")
+    hashing.gate.set()
+    assert {reply.status_code for reply in await asyncio.gather(*requests)} == {200}
+    assert hashing.verifications == 1 and clock.throttle_sleeps == []
+    assert await talk.services.throttle.attempts("127.0.0.1", "alice") == 0
+
+
 @pytest.mark.parametrize("changes", [{"security__bruteforce_allowlist": ("127.0.0.0/8",)},
                                      {"security__bruteforce_enabled": False}],
                          ids=["allow-listed", "switched-off"])
