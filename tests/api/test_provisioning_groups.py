@@ -10,7 +10,7 @@ import pytest
 from talkd.errors import Forbidden
 from talkd.ids import UserId
 from tests.helpers.client import TalkClient
-from tests.helpers.held import behind_held_memberships
+from tests.helpers.locks import behind_held_memberships
 from tests.helpers.state import account_state
 
 VERSIONS = pytest.mark.parametrize("version", [1, 2])

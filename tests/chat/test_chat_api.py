@@ -20,7 +20,7 @@ from tests.chat.helpers import (
     send,
 )
 from tests.helpers.client import OcsReply, TalkClient
-from tests.helpers.locks import until
+from tests.helpers.spreed import eventually
 
 __all__ = ["app_factory"]
 
@@ -71,9 +71,9 @@ async def test_a_room_deleted_under_a_batch_fails_only_its_own_sends(talk: TalkC
         room = await core.room(conn, doomed, for_update=True)
         await core.rooms.delete(conn, room.id)
         first = post(doomed, "first")
-        await until(lambda: writer.writing == 1)  # its batch waits for the deleting transaction
+        await eventually(lambda: writer.writing == 1, "its batch waits for the deleting transaction")
         together = [post(doomed, "gone"), post(kept, "kept")]
-        await until(lambda: writer.queued == 2)  # both wait for the next batch
+        await eventually(lambda: writer.queued == 2, "both wait for the next batch")
     (await first).expect(404)
     gone, stored = await asyncio.gather(*together)
     gone.expect(404)
