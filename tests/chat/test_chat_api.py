@@ -4,7 +4,9 @@ reference ids, deleting, the read marker and reactions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from tests.chat.conftest import app_factory
@@ -20,6 +22,7 @@ from tests.chat.helpers import (
     send,
 )
 from tests.helpers.client import OcsReply, TalkClient
+from tests.helpers.locks import until_waiting_for_locks
 from tests.helpers.spreed import eventually
 
 __all__ = ["app_factory"]
@@ -271,88 +274,85 @@ async def test_waiting_advances_the_read_marker_unless_asked_not_to(talk: TalkCl
     assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
 
 
-async def _attendees(talk: TalkClient, token: str) -> list[Any]:
+async def _bob_has_read(talk: TalkClient, count: int) -> tuple[str, list[dict[str, Any]], int]:
+    """alice sends `count` messages to a room with bob, bob reads them (his marker waits in the batch).
+    The room's token, the messages and bob's attendee id."""
+    _stop_periodic_flush(talk)
+    await _users(talk, "alice", "bob")
+    token = await group_room(talk, "alice", "bob")
+    start = (await room_of(talk, token, "bob"))["lastReadMessage"]
+    sent = [await send(talk, token, "alice", f"message {n}") for n in range(count)]
+    params = {"lookIntoFuture": 1, "lastKnownMessageId": start, "timeout": 0}
+    (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params=params)).expect(200)
     core = talk.services.conversations.core
     async with talk.services.db.read() as conn:
         room = await core.room(conn, token)
-        return await core.attendees.of_room(conn, room.id)
+        bob = next(a for a in await core.attendees.of_room(conn, room.id) if a.actor_id == "bob")
+    return token, sent, bob.id
 
 
 def _stop_periodic_flush(talk: TalkClient) -> None:
-    """The tests below start flushes themselves; the once-a-second one would take markers at random times."""
+    """These tests start flushes themselves; the once-a-second one would take markers at random times."""
     for task in talk.services.background:
         if task.get_name() == "flush-pings-and-read-markers":
             task.cancel()
 
 
+@contextlib.asynccontextmanager
+async def _holding_row(talk: TalkClient, attendee_id: int) -> AsyncIterator[None]:
+    """A transaction of the test's own holds the attendee's row (on SQLite: the one writer) for the block."""
+    core = talk.services.conversations.core
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with talk.services.db.transaction("test_hold") as conn:
+            await core.attendees.update(conn, attendee_id, notification_level=0)
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.wait_for(held.wait(), 5)
+    try:
+        yield
+    finally:
+        release.set()
+        await asyncio.wait_for(holder, 5)
+
+
 async def test_a_read_marker_being_flushed_stays_visible_until_its_commit(talk: TalkClient) -> None:
     """Read markers are written in batches. While a batch's transaction waits (here: behind a
     transaction holding bob's attendee row), readers must still see the marker it carries."""
-    _stop_periodic_flush(talk)
-    await _users(talk, "alice", "bob")
-    token = await group_room(talk, "alice", "bob")
-    start = (await room_of(talk, token, "bob"))["lastReadMessage"]
-    m = await send(talk, token, "alice", "one")
-    params = {"lookIntoFuture": 1, "lastKnownMessageId": start, "timeout": 0}
-    (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params=params)).expect(200)
-    services = talk.services
-    core = services.conversations.core
-    bob_id = next(a.id for a in await _attendees(talk, token) if a.actor_id == "bob")
-    release = asyncio.Event()
-
-    async def hold_bobs_row() -> None:
-        async with services.db.transaction("test_hold") as conn:
-            await core.attendees.update(conn, bob_id, notification_level=0)
-            await release.wait()
-
-    holder = asyncio.create_task(hold_bobs_row())
-    await asyncio.sleep(0.05)
-    flush = asyncio.create_task(core.flush())
-    await asyncio.sleep(0.1)
-    # A second flush (as session expiry does before reading pings) waits for the one under way.
-    second = asyncio.create_task(core.flush())
-    await asyncio.sleep(0.1)
-    assert not flush.done() and not second.done()  # the batch waits behind the held row
-    bob_room = await asyncio.wait_for(room_of(talk, token, "bob"), 5)
-    assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
-    release.set()
-    await asyncio.wait_for(asyncio.gather(holder, flush, second), 5)
+    token, sent, bob_id = await _bob_has_read(talk, 1)
+    core = talk.services.conversations.core
+    async with _holding_row(talk, bob_id):
+        flush = asyncio.create_task(core.flush())
+        await until_waiting_for_locks(talk.services.db, 1)  # the batch waits behind the held row
+        # A second flush (as session expiry does before reading pings) waits for the one under way.
+        second = asyncio.create_task(core.flush())
+        await asyncio.sleep(0.05)
+        assert not flush.done() and not second.done()
+        bob_room = await asyncio.wait_for(room_of(talk, token, "bob"), 5)
+        assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == sent[0]["id"]
+    await asyncio.wait_for(asyncio.gather(flush, second), 5)
     bob_room = await room_of(talk, token, "bob")
-    assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == m["id"]
+    assert bob_room["unreadMessages"] == 0 and bob_room["lastReadMessage"] == sent[0]["id"]
 
 
 async def test_marking_unread_is_not_undone_by_a_flush_under_way(talk: TalkClient) -> None:
     """bob reads (a batched marker) and marks the newest message unread; a flush that starts while that
     request waits for the database must not raise the marker again after it."""
-    _stop_periodic_flush(talk)
-    await _users(talk, "alice", "bob")
-    token = await group_room(talk, "alice", "bob")
-    start = (await room_of(talk, token, "bob"))["lastReadMessage"]
-    first = await send(talk, token, "alice", "one")
-    await send(talk, token, "alice", "two")
-    params = {"lookIntoFuture": 1, "lastKnownMessageId": start, "timeout": 0}
-    (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params=params)).expect(200)
-    services, core = talk.services, talk.services.conversations.core
-    bob_id = next(a.id for a in await _attendees(talk, token) if a.actor_id == "bob")
-    release = asyncio.Event()
-
-    async def hold_bobs_row() -> None:
-        async with services.db.transaction("test_hold") as conn:
-            await core.attendees.update(conn, bob_id, notification_level=0)
-            await release.wait()
-
-    holder = asyncio.create_task(hold_bobs_row())
-    await asyncio.sleep(0.05)
-    unread = asyncio.create_task(talk.ocs("DELETE", f"{V1}/chat/{token}/read", user="bob"))
-    await asyncio.sleep(0.1)  # the unread request now waits for the database, then a flush starts
-    flush = asyncio.create_task(core.flush())
-    await asyncio.sleep(0.05)
-    release.set()
-    await asyncio.wait_for(asyncio.gather(holder, flush), 5)
+    token, sent, bob_id = await _bob_has_read(talk, 2)
+    core = talk.services.conversations.core
+    async with _holding_row(talk, bob_id):
+        unread = asyncio.create_task(talk.ocs("DELETE", f"{V1}/chat/{token}/read", user="bob"))
+        await until_waiting_for_locks(talk.services.db, 1)  # the unread request waits for the database
+        flush = asyncio.create_task(core.flush())
+        await asyncio.sleep(0.05)  # the flush starts (and waits) while the unread request waits
+    await asyncio.wait_for(flush, 5)
     (await asyncio.wait_for(unread, 5)).expect(200)
     await core.flush()
     bob_room = await room_of(talk, token, "bob")
-    assert bob_room["lastReadMessage"] == first["id"] and bob_room["unreadMessages"] == 1
+    assert bob_room["lastReadMessage"] == sent[0]["id"] and bob_room["unreadMessages"] == 1
 
 
 async def _subscribed(talk: TalkClient, token: str, count: int = 1) -> None:
