@@ -16,7 +16,7 @@ from nats.errors import SlowConsumerError
 from talkd.bus.base import topic
 from talkd.bus.memory import OVERFLOW
 from talkd.bus.nats import NatsBus
-from tests.helpers.binaries import require_binaries
+from tests.helpers.binaries import require_binaries, wait_listening
 from tests.helpers.server import free_tcp_port
 
 START_TIMEOUT = 5.0
@@ -36,18 +36,7 @@ class NatsServer:
         self.process = await asyncio.create_subprocess_exec(
             self.binary, "-a", "127.0.0.1", "-p", str(self.port),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(int(START_TIMEOUT / 0.05)):
-            if self.process.returncode is not None:
-                raise RuntimeError(f"nats-server exited with {self.process.returncode}")
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
-        raise RuntimeError(f"nats-server did not listen within {START_TIMEOUT}s")
+        await wait_listening(self.process, self.port, name="nats-server", timeout=START_TIMEOUT)
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:

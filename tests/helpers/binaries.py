@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import Callable
 
 import pytest
 
@@ -21,3 +23,21 @@ def require_binaries(*names: str, package: str) -> list[str]:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{reason}: CI must run this test", pytrace=False)
     pytest.skip(reason)
+
+
+async def wait_listening(process: asyncio.subprocess.Process, port: int, *, name: str, timeout: float,
+                         log: Callable[[], str] = str) -> None:
+    """Until the started `process` accepts TCP connections on 127.0.0.1:`port`. Raises (with the tail of
+    `log()`) when it exits first or does not listen within `timeout` seconds."""
+    for _ in range(int(timeout / 0.05)):
+        if process.returncode is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log()[-2000:]}")
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise RuntimeError(f"{name} did not listen within {timeout}s:\n{log()[-2000:]}")

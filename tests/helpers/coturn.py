@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers.binaries import wait_listening
+
 START_TIMEOUT = 10.0
 UCLIENT_TIMEOUT = 30.0
 
@@ -64,7 +66,7 @@ async def running_coturn(directory: Path, secret: str) -> AsyncIterator[Coturn]:
     ]
     process = await asyncio.create_subprocess_exec(*args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await _wait_listening(process, server)
+        await wait_listening(process, server.port, name="turnserver", timeout=START_TIMEOUT, log=server.log)
         yield server
     finally:
         if process.returncode is None:
@@ -74,21 +76,6 @@ async def running_coturn(directory: Path, secret: str) -> AsyncIterator[Coturn]:
             except TimeoutError:
                 process.kill()
                 await process.wait()
-
-
-async def _wait_listening(process: asyncio.subprocess.Process, server: Coturn) -> None:
-    for _ in range(int(START_TIMEOUT / 0.1)):
-        if process.returncode is not None:
-            raise RuntimeError(f"turnserver exited with {process.returncode}:\n{server.log()[-2000:]}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        except OSError:
-            await asyncio.sleep(0.1)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
-    raise RuntimeError(f"turnserver did not listen within {START_TIMEOUT}s:\n{server.log()[-2000:]}")
 
 
 @dataclass(frozen=True)
