@@ -221,7 +221,8 @@ class AttendeeStore:
                  .where(attendees.c.id == sa.bindparam("a_id"),
                         attendees.c.last_read_message < sa.bindparam("m_id"))
                  .values(last_read_message=sa.bindparam("m_id")))
-        await conn.execute(query, [{"a_id": a, "m_id": m} for a, m in markers.items()])
+        # In id order: two processes' flushes then lock common rows in one order and never deadlock.
+        await conn.execute(query, [{"a_id": a, "m_id": m} for a, m in sorted(markers.items())])
 
     async def of_rooms(self, conn: Conn, room_ids: Sequence[int], actor_type: ActorType) -> list[Attendee]:
         if not room_ids:
@@ -288,8 +289,10 @@ class SessionStore:
     async def ping(self, conn: Conn, pings: dict[tuple[int, int | None], int]) -> None:
         """Clients (attendee id, web session id or None) alive at a time: their sessions' lastPing, all
         of an attendee's sessions for a client without a cookie. Two batched statements."""
-        by_cookie = [{"a_id": a, "w_id": w, "at": at} for (a, w), at in pings.items() if w is not None]
-        without = [{"a_id": a, "at": at} for (a, w), at in pings.items() if w is None]
+        # In attendee order: two processes' flushes then lock common rows in one order and never deadlock.
+        ordered = sorted(pings.items(), key=lambda item: (item[0][0], item[0][1] is not None, item[0][1] or 0))
+        by_cookie = [{"a_id": a, "w_id": w, "at": at} for (a, w), at in ordered if w is not None]
+        without = [{"a_id": a, "at": at} for (a, w), at in ordered if w is None]
         base = room_sessions.update().where(room_sessions.c.attendee_id == sa.bindparam("a_id"),
                                             room_sessions.c.last_ping < sa.bindparam("at"))
         if by_cookie:
