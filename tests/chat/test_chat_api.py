@@ -9,6 +9,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
+from talkd.domain.room_core import RoomCore
 from tests.chat.conftest import app_factory
 from tests.chat.helpers import (
     V1,
@@ -353,6 +356,31 @@ async def test_marking_unread_is_not_undone_by_a_flush_under_way(talk: TalkClien
     await core.flush()
     bob_room = await room_of(talk, token, "bob")
     assert bob_room["lastReadMessage"] == sent[0]["id"] and bob_room["unreadMessages"] == 1
+
+
+async def test_two_processes_flushing_markers_of_the_same_people_never_deadlock(talk: TalkClient) -> None:
+    """Two processes' batches name the same attendees, gathered in opposite orders; both wait behind a held
+    row, then run at once. Written in row order, one waits for the other instead of a deadlock."""
+    if talk.services.db.dialect != "postgresql":
+        pytest.skip("SQLite runs one write transaction at a time: two flushes cannot overlap")
+    token, sent, bob_id = await _bob_has_read(talk, 1)
+    core = talk.services.conversations.core
+    other_process = RoomCore(core.db, core.bus, core.clock)
+    async with talk.services.db.read() as conn:
+        people = await core.attendees.of_room(conn, (await core.room(conn, token)).id)
+    core.forget_read_marker(bob_id)
+    for this, order in ((core, people), (other_process, list(reversed(people)))):
+        for attendee in order:
+            this.advance_read_marker(attendee, sent[0]["id"])
+    highest = max(a.id for a in people)
+    async with _holding_row(talk, highest):
+        flushes = []
+        for waiting, this in enumerate((other_process, core), 1):  # the one starting at the held row first
+            flushes.append(asyncio.create_task(this.flush()))
+            await until_waiting_for_locks(talk.services.db, waiting)
+    await asyncio.wait_for(asyncio.gather(*flushes), 10)  # a deadlock would fail one of them
+    for name in ("alice", "bob"):
+        assert (await room_of(talk, token, name))["lastReadMessage"] == sent[0]["id"]
 
 
 async def _subscribed(talk: TalkClient, token: str, count: int = 1) -> None:
