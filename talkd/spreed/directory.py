@@ -68,13 +68,13 @@ class RoomDirectory:
     async def add(self, room: Room, session: Session) -> None:
         room.members[session.id] = session
         room.empty_since = None
-        await self._announce("member", room=self._room_fields(room), member=session.data().document(""))
+        await self._announce_member(room, session)
 
     async def changed(self, session: Session) -> None:
         """A member's Ua, Status or user id changed: other nodes' lists follow."""
         room = self.get(session.room_id)
         if room is not None and room.members.get(session.id) is session:
-            await self._announce("member", room=self._room_fields(room), member=session.data().document(""))
+            await self._announce_member(room, session)
 
     async def remove(self, room: Room, session: Session) -> None:
         if room.members.get(session.id) is not session:
@@ -212,6 +212,9 @@ class RoomDirectory:
         if pin:
             fields["pin"] = room.pin
         return fields
+
+    async def _announce_member(self, room: Room, session: Session) -> None:
+        await self._announce("member", room=self._room_fields(room), member=session.data().document(""))
 
     async def _announce(self, kind: str, **fields: Any) -> None:
         await self.bus.publish(DIRECTORY_TOPIC, {"type": kind, "node": self.node, **fields})

@@ -120,7 +120,6 @@ async def test_a_pin_set_on_one_node_guards_the_room_on_the_other(nodes: tuple[T
     assert (await b.hello("locked", pin="7"))["Data"]["Type"] == "Welcome"
     await a.request("Room", {"Name": "locked", "Type": "Room", "Credentials": {"PIN": ""}})  # removes the PIN
     await replicated(two, "locked", a.id, b.id)
-    await replicated(two, "locked", a.id, b.id)
     room = two.app[SERVICES].spreed.directory.get("Room:locked")
     await eventually(lambda: room.pin is None, "node two forgets the removed PIN")
     c = await SpreedSocket.open(two)
