@@ -43,7 +43,7 @@ from talkd.mail import Mailer
 from talkd.services import SERVICES, Services
 from talkd.spreed.service import SpreedService
 from talkd.spreed.tokens import Tickets
-from talkd.storage import migrate
+from talkd.storage import datadir, migrate
 from talkd.storage.accounts import (
     AppPasswordStore,
     AuthFailureStore,
@@ -56,6 +56,7 @@ from talkd.storage.database import Database
 
 log = logging.getLogger(__name__)
 
+SECRET_FILE = "secret"
 CLEANUP_INTERVAL = 600.0
 FLUSH_INTERVAL = 1.0  # batched pings and read markers are written this often
 
@@ -80,7 +81,7 @@ def kept_secret(settings: Settings, filename: str, generate: Callable[[], str]) 
     path = Path(settings.storage.data_dir) / filename
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=datadir.DIR_MODE, parents=True, exist_ok=True)
     value = generate()
     # O_EXCL: two processes starting together cannot overwrite each other's secret.
     try:
@@ -96,7 +97,7 @@ def load_secret(settings: Settings) -> bytes:
     """The configured secret, or one generated on first start and kept in the data dir."""
     if settings.security.secret:
         return settings.security.secret.encode()
-    return kept_secret(settings, "secret", lambda: random_token(64)).encode()
+    return kept_secret(settings, SECRET_FILE, lambda: random_token(64)).encode()
 
 
 def build_spreed(settings: Settings, clock: Clock, bus: EventBus) -> SpreedService:
@@ -201,7 +202,17 @@ def create_app(services: Services) -> web.Application:
     calls.router.install(app)
     services.capabilities.add_features(*CONVERSATION_FEATURES, *CHAT_FEATURES, *CALL_FEATURES)
     app.cleanup_ctx.append(_background)
+    app.on_shutdown.append(_release_waiters)
     return app
+
+
+async def _release_waiters(app: web.Application) -> None:
+    """Shutdown, once no new connection is accepted: long polls and signaling pulls answer now, as on
+    their timeout (chat: 304), instead of holding the stop for server.shutdown_timeout and then being
+    cut off without an answer."""
+    services = app[SERVICES]
+    services.bus.release_waits()
+    services.chat.watches.release()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:

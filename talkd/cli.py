@@ -4,26 +4,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import getpass
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.engine import make_url
 
 from talkd import __version__
 from talkd import log as logsetup
-from talkd.app import build_services, close_services, create_app
+from talkd.app import SECRET_FILE, build_services, close_services, create_app, load_secret
+from talkd.bus.base import EventBus
+from talkd.bus.memory import MemoryBus
+from talkd.bus.nats import NatsBus
 from talkd.config import ConfigError, Settings, add_arguments, describe, load_settings, reference_markdown
 from talkd.errors import TalkdError
 from talkd.services import Services
-from talkd.storage import migrate
-from talkd.storage.database import Database
+from talkd.storage import datadir, migrate
+from talkd.storage.database import Database, normalize_url
 
 log = logging.getLogger("talkd")
 
@@ -147,8 +155,67 @@ def _run(coro: Awaitable[int]) -> int:
     return uvloop.run(coro)  # type: ignore[arg-type]
 
 
+def _where(settings: Settings) -> str:
+    """The database, for messages: the SQLite file, or the URL without its password."""
+    if not settings.storage.database_url:
+        return str(settings.sqlite_path)
+    return make_url(normalize_url(settings.database_url)).render_as_string(hide_password=True)
+
+
+def _sqlite_file(settings: Settings) -> Path | None:
+    url = normalize_url(settings.database_url)
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
+async def open_database(settings: Settings) -> Database:
+    """The configured database, connected once so that an unreachable or missing one is reported in
+    one line here instead of as a traceback from wherever it is first used."""
+    db = Database(settings.database_url)
+    try:
+        async with db.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+    except (OSError, sa.exc.DBAPIError) as exc:
+        await db.close()
+        reason = str(exc.orig) if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None else str(exc)
+        raise TalkdError(f"cannot open the database {_where(settings)}: {reason.splitlines()[0]}") from None
+    return db
+
+
+NOT_INSTALLED = ("run 'talkd serve' or 'talkd db upgrade' to create one, or pass the --data-dir "
+                 "(and --database-url) of the installation")
+
+
+async def open_installation(settings: Settings, *, schema: bool = True) -> Database:
+    """The database of an existing installation. Commands other than `serve` and `db upgrade` never
+    create one: run from the wrong directory, they would silently start a new, empty one."""
+    sqlite = _sqlite_file(settings)
+    if sqlite is not None and not sqlite.exists():
+        raise TalkdError(f"no talkd database at {str(sqlite)!r}: {NOT_INSTALLED}")
+    db = await open_database(settings)
+    try:
+        if schema and await migrate.current_revision(db) is None:
+            raise TalkdError(f"the database {_where(settings)} holds no talkd installation: {NOT_INSTALLED}")
+        secret = Path(settings.storage.data_dir) / SECRET_FILE
+        if schema and not settings.security.secret and not secret.exists():
+            # A new secret would make every app password of the installation invalid.
+            raise TalkdError(f"no server secret at {str(secret)!r}: {NOT_INSTALLED}")
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
 async def _with_services(settings: Settings, job: Callable[[Services], Awaitable[int]]) -> int:
-    services = await build_services(settings)
+    db = await open_installation(settings)
+    try:
+        await migrate.upgrade(db)
+        services = await build_services(settings, db=db)
+    except BaseException:
+        await db.close()
+        raise
     try:
         return await job(services)
     finally:
@@ -183,37 +250,93 @@ def tune_gc_after_start() -> None:
 def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
     """The server's runner. Handlers are cancelled when their client goes away, so a long poll whose
     client disconnected releases its bus subscription at once instead of sleeping out its timeout."""
+    # aiohttp waits up to its timeout for handlers to finish and then as long again for the cancelled
+    # ones: half each keeps the whole stop within server.shutdown_timeout.
     return web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if settings.log.access_log else None,
-                         shutdown_timeout=settings.server.shutdown_timeout, handler_cancellation=True)
+                         shutdown_timeout=settings.server.shutdown_timeout / 2, handler_cancellation=True)
+
+
+async def connect_bus(settings: Settings) -> EventBus:
+    if not settings.bus.url:
+        return MemoryBus()
+    try:
+        return await NatsBus.connect(settings.bus.url, prefix=settings.bus.prefix)
+    except Exception as exc:  # nats raises its own errors and OSError alike
+        raise TalkdError(f"cannot reach the event bus at {settings.bus.url}: {exc or type(exc).__name__}") from None
+
+
+async def listen(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for every address `host` names (as asyncio's create_server would), made
+    before anything else is created, so a port in use is reported before the first admin exists.
+    Connections that arrive before serving starts wait in the kernel's backlog."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise TalkdError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise TalkdError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sockets
+
+
+def announce_admin(user_id: str, password: str, configured: bool) -> None:
+    if configured:
+        print(f"talkd: created admin user '{user_id}'", flush=True)
+    else:
+        # Shown once, on the terminal, never in the log.
+        print(f"talkd: created admin user '{user_id}' with password: {password}", flush=True)
 
 
 async def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
-    services = await build_services(settings)
-    created = await services.accounts.ensure_first_admin(settings.admin.user, settings.admin.password)
-    if created is not None:
-        user, password = created
-        if settings.admin.password:
-            print(f"talkd: created admin user '{user.id}'", flush=True)
-        else:
-            # Shown once, on the terminal, never in the log.
-            print(f"talkd: created admin user '{user.id}' with password: {password}", flush=True)
-    runner = make_runner(create_app(services), settings)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.server.host, settings.server.port)
-    await site.start()
-    tune_gc_after_start()
-    log.info("listening", extra={"url": f"http://{settings.server.host}:{settings.server.port}",
-                                 "database": services.db.dialect, "data_dir": str(settings.storage.data_dir)})
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    # Each step that can fail for a reason outside talkd reports it in one line (TalkdError) and
+    # undoes what the steps before it did.
+    data_dir = Path(settings.storage.data_dir)
+    datadir.prepare(data_dir)
+    lock = datadir.DataDirLock(data_dir)
+    lock.acquire()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(lock.release)
+        sockets = await listen(settings.server.host, settings.server.port)
+        for sock in sockets:
+            stack.callback(sock.close)
+        db = await open_database(settings)
+        stack.push_async_callback(db.close)
+        await migrate.upgrade(db)
+        bus = await connect_bus(settings)
+        stack.push_async_callback(bus.close)
+        services = await build_services(settings, db=db, bus=bus)
+        # The first admin only once the port is ours: a start that fails earlier creates no admin, so
+        # its generated password cannot be lost; the next start generates and prints one.
+        created = await services.accounts.ensure_first_admin(settings.admin.user, settings.admin.password)
+        if created is not None:
+            announce_admin(created[0].id, created[1], bool(settings.admin.password))
+        runner = make_runner(create_app(services), settings)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        tune_gc_after_start()
+        log.info("listening", extra={"url": f"http://{settings.server.host}:{settings.server.port}",
+                                     "database": services.db.dialect, "data_dir": str(data_dir)})
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-    finally:
         log.info("stopping")
-        await runner.cleanup()
-        await close_services(services)
     return 0
 
 
@@ -320,7 +443,10 @@ async def cmd_group_remove_member(settings: Settings, args: argparse.Namespace) 
 
 
 async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
-    db = Database(settings.database_url)
+    # Creates an installation, as serve does: the data dir, its secret and the schema.
+    datadir.prepare(Path(settings.storage.data_dir))
+    load_secret(settings)
+    db = await open_database(settings)
     try:
         before = await migrate.current_revision(db)
         await migrate.upgrade(db, args.revision)
@@ -332,7 +458,7 @@ async def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_db_current(settings: Settings, _args: argparse.Namespace) -> int:
-    db = Database(settings.database_url)
+    db = await open_installation(settings, schema=False)
     try:
         current = await migrate.current_revision(db)
     finally:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ def authenticates(data_dir: Path, login: str, secret: str) -> bool:
 
 
 def test_user_commands(cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("db", "upgrade").code == 0
     monkeypatch.setenv("TALKD_PASSWORD", "alice first passphrase")
     added = cli("user", "add", "alice", "--display-name", "Alice", "--email", "alice@example.org",
                 "--password-from-env")
@@ -115,6 +117,7 @@ def test_user_commands(cli: Cli, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_group_commands(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("db", "upgrade").code == 0
     monkeypatch.setenv("TALKD_PASSWORD", "carol long passphrase")
     assert cli("user", "add", "carol", "--password-from-env").code == 0
     added = cli("group", "add", "staff", "--display-name", "Staff")
@@ -138,6 +141,7 @@ def test_group_commands(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_user_add_with_groups(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("db", "upgrade").code == 0
     assert cli("group", "add", "staff").code == 0
     monkeypatch.setenv("TALKD_PASSWORD", "dave long passphrase")
     assert cli("user", "add", "dave", "--group", "staff", "--admin", "--password-from-env").code == 0
@@ -147,7 +151,11 @@ def test_user_add_with_groups(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None
 def test_db_commands(cli: Cli) -> None:
     head = migrate.head_revision()
     empty = cli("db", "current")
-    assert (empty.code, empty.out.strip()) == (0, f"empty (head: {head})")
+    if POSTGRES_URL:  # the database exists, with an empty schema
+        assert (empty.code, empty.out.strip()) == (0, f"empty (head: {head})")
+    else:  # no database file: reported, not created
+        assert (empty.code, empty.out) == (1, "")
+        assert empty.err.startswith("talkd: no talkd database at ") and empty.err.count("\n") == 1
     upgraded = cli("db", "upgrade")
     assert (upgraded.code, upgraded.out.strip()) == (0, f"database at revision {head} (was empty)")
     again = cli("db", "upgrade")
@@ -182,6 +190,7 @@ def test_missing_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_errors_exit_non_zero_with_a_message(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("db", "upgrade").code == 0
     monkeypatch.setenv("TALKD_PASSWORD", "erin long passphrase")
     assert cli("user", "add", "erin", "--password-from-env").code == 0
 
@@ -203,3 +212,55 @@ def test_errors_exit_non_zero_with_a_message(cli: Cli, monkeypatch: pytest.Monke
     empty = cli("user", "add", "frank", "--password-from-env")
     assert empty.code != 0 and "TALKD_PASSWORD" in empty.err
     assert [u["id"] for u in orjson.loads(cli("user", "list", "--json").out)] == ["erin"]
+
+
+STORAGE_COMMANDS = [("user", "list"), ("user", "add", "alice", "--password-from-env"), ("user", "delete", "alice"),
+                    ("user", "set-password", "alice", "--password-from-env"), ("user", "app-password", "alice"),
+                    ("group", "list"), ("group", "add", "staff"), ("group", "delete", "staff"),
+                    ("group", "add-member", "staff", "alice"), ("group", "remove-member", "staff", "alice")]
+
+
+@pytest.mark.parametrize("argv", STORAGE_COMMANDS, ids=[" ".join(a[:2]) for a in STORAGE_COMMANDS])
+def test_commands_refuse_a_data_dir_without_an_installation(cli: Cli, data_dir: Path, argv: tuple[str, ...],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from the wrong directory, a command says so instead of creating a new, empty installation."""
+    monkeypatch.setenv("TALKD_PASSWORD", "alice long passphrase")
+    refused = cli(*argv)
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err.startswith("talkd: ") and refused.err.count("\n") == 1, refused.err
+    assert "talkd serve" in refused.err and "talkd db upgrade" in refused.err
+    assert not data_dir.exists()  # nothing created: no data dir, no database, no secret
+    if POSTGRES_URL:
+        assert cli("db", "current").out.startswith("empty ")  # no schema was created either
+
+
+def test_an_installation_without_its_secret_is_refused(cli: Cli, data_dir: Path) -> None:
+    """The database found but not the data dir it belongs to (PostgreSQL, or a moved SQLite file): a new
+    secret would invalidate every app password, so the command refuses."""
+    assert cli("db", "upgrade").code == 0
+    (data_dir / "secret").unlink()
+    refused = cli("user", "list")
+    assert (refused.code, refused.out) == (1, "")
+    assert refused.err.startswith("talkd: no server secret at ") and refused.err.count("\n") == 1
+    assert not (data_dir / "secret").exists()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_db_upgrade_creates_a_private_data_dir_and_tightens_an_old_one(cli: Cli, data_dir: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("db", "upgrade").code == 0
+    monkeypatch.setenv("TALKD_PASSWORD", "alice long passphrase")
+    assert cli("user", "add", "alice", "--password-from-env").code == 0
+    names = {p.name for p in data_dir.iterdir()}
+    assert "secret" in names and (POSTGRES_URL or "talkd.db" in names), names
+    assert _mode(data_dir) == 0o700
+    assert {p.name: _mode(p) for p in data_dir.iterdir()} == {n: 0o600 for n in names}
+    data_dir.chmod(0o755)  # as an install from before this rule left it
+    for path in data_dir.iterdir():
+        path.chmod(0o644)
+    assert cli("db", "upgrade").code == 0
+    assert _mode(data_dir) == 0o700
+    assert {p.name: _mode(p) for p in data_dir.iterdir()} == {n: 0o600 for n in names}

@@ -47,4 +47,8 @@ class EventBus(Protocol):
         """A subscription that receives everything published after it is entered (`async with`): the
         waiter enters before it first reads storage, so no change can fall between read and wait."""
 
+    def release_waits(self) -> None:
+        """Shutdown: every bounded `get(timeout)`, waiting now or later, returns None at once (as on its
+        timeout), so long polls answer before the server stops; unbounded followers go on."""
+
     async def close(self) -> None: ...

@@ -19,14 +19,28 @@ OVERFLOW: Event = {"type": "overflow"}
 _OVERFLOW_PAYLOAD = orjson.dumps(OVERFLOW)
 
 
+_RELEASE = b""  # wakes a bounded wait at shutdown; never a real (JSON) payload
+
+
+class Waits:
+    """Whether a bus's bounded waits are released (the server is stopping), shared by its inboxes."""
+
+    released = False
+
+
 class BoundedInbox:
     """A subscriber's bounded queue of encoded events, shared by every bus implementation."""
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, waits: Waits | None = None) -> None:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._max_pending = max_pending
         self._overflowed = False
         self._closed = False
+        self._waits = waits or Waits()
+
+    def release(self) -> None:
+        """Wake a bounded wait in progress (see release_waits)."""
+        self._queue.put_nowait(_RELEASE)
 
     def _deliver(self, payload: bytes) -> None:
         if self._overflowed:
@@ -49,22 +63,27 @@ class BoundedInbox:
         self._queue.put_nowait(_OVERFLOW_PAYLOAD)
 
     async def _next(self, timeout: float | None) -> Event | None:
-        if self._closed:
-            return None
-        if self._queue.empty() and self._overflowed:
-            self._overflowed = False
-            return dict(OVERFLOW)
-        try:
-            if timeout is None:
-                payload = await self._queue.get()
-            elif timeout <= 0:
-                payload = self._queue.get_nowait()
-            else:
-                payload = await asyncio.wait_for(self._queue.get(), timeout)
-        except (TimeoutError, asyncio.QueueEmpty):
-            return None
-        event: Event = orjson.loads(payload)
-        return event
+        while True:
+            if self._closed:
+                return None
+            if timeout is not None and self._waits.released:
+                return None  # stopping: a bounded wait answers as on its timeout, at once
+            if self._queue.empty() and self._overflowed:
+                self._overflowed = False
+                return dict(OVERFLOW)
+            try:
+                if timeout is None:
+                    payload = await self._queue.get()
+                elif timeout <= 0:
+                    payload = self._queue.get_nowait()
+                else:
+                    payload = await asyncio.wait_for(self._queue.get(), timeout)
+            except (TimeoutError, asyncio.QueueEmpty):
+                return None
+            if payload == _RELEASE:
+                continue  # unbounded followers (async for) keep following until closed
+            event: Event = orjson.loads(payload)
+            return event
 
     async def get(self, timeout: float | None = None) -> Event | None:
         return await self._next(timeout)
@@ -79,7 +98,7 @@ class BoundedInbox:
 
 class MemorySubscription(BoundedInbox):
     def __init__(self, bus: MemoryBus, topics: tuple[str, ...], max_pending: int) -> None:
-        super().__init__(max_pending)
+        super().__init__(max_pending, bus.waits)
         self._bus = bus
         self.topics = topics
 
@@ -100,6 +119,12 @@ class MemoryBus:
         self._subscribers: dict[str, set[MemorySubscription]] = defaultdict(set)
         self._max_pending = max_pending
         self.published = 0
+        self.waits = Waits()
+
+    def release_waits(self) -> None:
+        self.waits.released = True
+        for sub in {s for subs in self._subscribers.values() for s in subs}:
+            sub.release()
 
     async def publish(self, topic: str, event: Event) -> None:
         payload = orjson.dumps({**event, "topic": topic})

@@ -22,14 +22,14 @@ from nats.aio.subscription import Subscription as NatsSub
 from nats.errors import SlowConsumerError
 
 from talkd.bus.base import Event
-from talkd.bus.memory import BoundedInbox
+from talkd.bus.memory import BoundedInbox, Waits
 
 log = logging.getLogger(__name__)
 
 
 class NatsSubscription(BoundedInbox):
     def __init__(self, bus: NatsBus, topics: tuple[str, ...], max_pending: int) -> None:
-        super().__init__(max_pending)
+        super().__init__(max_pending, bus.waits)
         self._bus = bus
         self.topics = topics
         self._started = False
@@ -66,6 +66,12 @@ class NatsBus:
         self._remote: dict[str, NatsSub] = {}
         self._lock = asyncio.Lock()
         self.published = 0
+        self.waits = Waits()
+
+    def release_waits(self) -> None:
+        self.waits.released = True
+        for sub in {s for subs in self._local.values() for s in subs}:
+            sub.release()
 
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "talkd", name: str = "talkd",

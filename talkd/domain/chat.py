@@ -213,7 +213,7 @@ class ChatService:
                     if entries:
                         break
                 remaining = deadline - core.clock.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or watch.released:
                     break
                 await watch.wait(remaining)
                 if not watch.known:

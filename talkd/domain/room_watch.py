@@ -44,6 +44,7 @@ class Watch:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     idle_since: float = 0.0
+    released: bool = False  # the server is stopping: waiters answer now (RoomWatches.release)
 
     def learn(self, read_at: int, room: Room, user: str | None = None, attendee: Attendee | None = None) -> None:
         """What a storage read, begun at `generation` `read_at` (after the subscription started), found:
@@ -68,7 +69,10 @@ class Watch:
         self.changed = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
-        """Until the next event, or `timeout`."""
+        """Until the next event, or `timeout`; at once when released."""
+        if self.released:
+            return
+        log.debug("waiting for the room", extra={"room": self.token})
         # asyncio.timeout, not wait_for: no extra task per waiter (a thousand waiters wake per post).
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
@@ -94,6 +98,14 @@ class RoomWatches:
         self.linger = linger
         self._watches: dict[str, Watch] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self.released = False
+
+    def release(self) -> None:
+        """Shutdown: every waiter, now and later, stops waiting and answers as on its timeout."""
+        self.released = True
+        for watch in self._watches.values():
+            watch.released = True
+            watch._wake()
 
     @contextlib.asynccontextmanager
     async def watching(self, token: str) -> AsyncIterator[Watch]:
@@ -130,7 +142,7 @@ class RoomWatches:
             finally:
                 rival.waiters -= 1
             return rival
-        watch = Watch(token, subscription)
+        watch = Watch(token, subscription, released=self.released)
         watch.task = asyncio.create_task(self._follow(watch), name=f"watch-{token}")
         self._watches[token] = watch
         if self._reaper is None or self._reaper.done():

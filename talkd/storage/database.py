@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from talkd.storage import datadir
+
 log = logging.getLogger(__name__)
 
 SLOW_TRANSACTION_SECONDS = 0.5
@@ -41,7 +43,8 @@ class Database:
         if self.dialect == "sqlite":
             path = self.url.split(":///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).parent.mkdir(mode=datadir.DIR_MODE, parents=True, exist_ok=True)
+                datadir.create_private(Path(path))  # SQLite gives -wal and -shm the same mode
             kwargs["connect_args"] = {"timeout": 30}
             kwargs.update(pool_size=10, max_overflow=20)
             # Every use ends its transaction explicitly, so the pool need not roll back on check-in
