@@ -22,9 +22,18 @@ from talkd.storage import migrate
 from talkd.storage.database import Database
 from talkd.storage.tables import metadata
 from tests.helpers.client import TalkClient
+from tests.helpers.server import drop_schema_sql, require_test_database
 
 POSTGRES_URL = os.environ.get("TALKD_TEST_DATABASE_URL", "")
 _state: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if POSTGRES_URL:
+        try:
+            require_test_database(POSTGRES_URL)
+        except RuntimeError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header() -> str:
@@ -59,9 +68,10 @@ async def _sqlite_template(tmp_root: Path) -> Path:
 async def _postgres_reset(db: Database) -> None:
     """Migrate from scratch once per run; afterwards empty every table between tests."""
     if not _state.get("pg_migrated"):
+        statements = drop_schema_sql(db.url)
         async with db.transaction("reset") as conn:
-            await conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            await conn.execute(sa.text("CREATE SCHEMA public"))
+            for statement in statements:
+                await conn.execute(sa.text(statement))
         await migrate.upgrade(db)
         _state["pg_migrated"] = True
         return

@@ -40,16 +40,32 @@ def free_tcp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def require_test_database(url: str) -> None:
+    """The tests DROP the public schema of TALKD_TEST_DATABASE_URL: refuse any database whose name does
+    not say it is for tests, so a production URL pasted there loses nothing."""
+    name = sa.engine.make_url(url).database or ""
+    if "test" not in name.lower():
+        raise RuntimeError(f"TALKD_TEST_DATABASE_URL names the database {name!r}: the tests drop its whole "
+                           "schema, so its name must contain 'test' (e.g. talkd_test)")
+
+
+def drop_schema_sql(url: str) -> list[str]:
+    """The statements that empty the test database, after checking that it is one."""
+    require_test_database(url)
+    return ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"]
+
+
 def reset_postgres(url: str = POSTGRES_URL) -> None:
     """An empty public schema (what tests/conftest.py does), run on a private event loop in a thread so
     it works from sync and async tests alike. Tests sharing the database migrate it again after this."""
+    statements = drop_schema_sql(url)
 
     async def reset() -> None:
         db = Database(url)
         try:
             async with db.transaction("reset") as conn:
-                await conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-                await conn.execute(sa.text("CREATE SCHEMA public"))
+                for statement in statements:
+                    await conn.execute(sa.text(statement))
         finally:
             await db.close()
 
