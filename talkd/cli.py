@@ -36,6 +36,7 @@ from talkd.storage.database import Database, normalize_url
 log = logging.getLogger("talkd")
 
 PASSWORD_ENV = "TALKD_PASSWORD"
+BUS_CONNECT_TIMEOUT = 10.0
 
 
 def _storage_parent() -> argparse.ArgumentParser:
@@ -260,7 +261,12 @@ async def connect_bus(settings: Settings) -> EventBus:
     if not settings.bus.url:
         return MemoryBus()
     try:
-        return await NatsBus.connect(settings.bus.url, prefix=settings.bus.prefix)
+        # The client retries a refused first connection for ever: give up after a while instead.
+        return await asyncio.wait_for(NatsBus.connect(settings.bus.url, prefix=settings.bus.prefix),
+                                      BUS_CONNECT_TIMEOUT)
+    except TimeoutError:
+        raise TalkdError(f"cannot reach the event bus at {settings.bus.url} "
+                         f"(no connection within {BUS_CONNECT_TIMEOUT:g}s)") from None
     except Exception as exc:  # nats raises its own errors and OSError alike
         raise TalkdError(f"cannot reach the event bus at {settings.bus.url}: {exc or type(exc).__name__}") from None
 

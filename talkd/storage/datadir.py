@@ -1,6 +1,6 @@
 """The data dir: its permissions, the lock one server holds on it, and whether an installation is there.
 
-Everything in it is private to the server's user: the directory is 0700 and every file 0600 (the
+Everything in it is private to the server's user: the directory is 0700 and talkd's files 0600 (the
 SQLite database and its -wal/-shm files hold password hashes and session tokens, like the secrets).
 Installs made before this rule are tightened at start.
 """
@@ -51,12 +51,18 @@ def prepare(data_dir: Path) -> None:
         raise DataDirError(f"data dir {str(data_dir)!r} is not writable: {_describe(exc)}") from None
 
 
+def _ours(name: str) -> bool:
+    """The files talkd keeps in a data dir (the database, its journals, the secrets, the lock); others
+    are left as they are, in case the data dir was pointed at a directory that holds more."""
+    return name.startswith("talkd.") or name.endswith("secret")
+
+
 def tighten(data_dir: Path) -> None:
-    """Directory 0700, every regular file directly in it 0600."""
+    """Directory 0700, talkd's files in it 0600."""
     if stat.S_IMODE(data_dir.stat().st_mode) != DIR_MODE:
         data_dir.chmod(DIR_MODE)
     for entry in os.scandir(data_dir):
-        if entry.is_file(follow_symlinks=False) and stat.S_IMODE(entry.stat().st_mode) & 0o077:
+        if _ours(entry.name) and entry.is_file(follow_symlinks=False) and stat.S_IMODE(entry.stat().st_mode) & 0o077:
             os.chmod(entry.path, FILE_MODE)
 
 

@@ -113,6 +113,12 @@ def test_postgresql_unreachable_is_one_line(tmp_path: Path) -> None:
     assert ":pw@" not in said[0]  # the password is masked
 
 
+def test_event_bus_unreachable_is_one_line(tmp_path: Path) -> None:
+    port = free_tcp_port()  # no NATS there: the client would retry for ever
+    code, lines = failed_start(server_on(tmp_path / "data", extra_args=("--bus-url", f"nats://127.0.0.1:{port}")))
+    one_clear_line(code, lines, "event bus", f"nats://127.0.0.1:{port}")
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL (TALKD_TEST_DATABASE_URL)")
 def test_postgresql_database_missing_is_one_line(tmp_path: Path) -> None:
     missing = sa.engine.make_url(POSTGRES_URL).set(database=f"talkd_test_missing_{uuid.uuid4().hex[:8]}")
