@@ -4,9 +4,10 @@
     ├── InvalidInput            a value is malformed, out of range or missing
     │   └── TooLarge            a value or body exceeds its configured limit
     ├── NotAuthenticated        no (valid) credentials where they are required
-    ├── Throttled               too many failed attempts from this address or for this account
+    ├── Throttled               too many failed attempts of this kind from this address
     ├── Forbidden               authenticated, but this actor may not do this
     ├── NotFound                the thing does not exist, or is invisible to this actor
+    │   └── RoomNotFound        the named conversation (throttled as Talk's talkRoomToken)
     ├── AlreadyExists           creating something whose id is taken
     ├── NotAllowedHere          the operation does not apply to this kind of object
     ├── PreconditionFailed      the object is not in the state the operation requires
@@ -50,6 +51,10 @@ class Forbidden(TalkdError):
 
 class NotFound(TalkdError):
     reason = "not-found"
+
+
+class RoomNotFound(NotFound):
+    """No conversation by that token that the caller may see."""
 
 
 class AlreadyExists(TalkdError):

@@ -18,7 +18,7 @@ from talkd.crypto import keyed_hash, random_token, sha256_hex
 from talkd.domain import events
 from talkd.domain.accounts import AccountService, NewAppPassword
 from talkd.domain.model import User, WebSession
-from talkd.domain.throttle import Throttle
+from talkd.domain.throttle import Throttle, ThrottleAction
 from talkd.errors import Forbidden, NotAuthenticated, NotFound, Throttled
 from talkd.ids import AppPasswordId, UserId
 from talkd.storage.accounts import WebSessionStore
@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 # A precomputed hash to verify against when the login names nobody, so a missing account takes as
 # long to reject as a wrong password.
 _DUMMY_PASSWORD = "talkd-timing-equaliser"
+
+
+def _log_failure(remote: str, login: str) -> None:
+    # The address, never the password; the login name helps an admin see an attack.
+    log.warning("failed login", extra={"remote": remote, "login": login[:64]})
 
 
 class _CheckAbandoned(Exception):
@@ -152,9 +157,9 @@ class Authenticator:
 
     async def _checked_once(self, key: str, login: str, secret: str, remote: str) -> tuple[User, AppPasswordId | None]:
         """The slow check of credentials the cache does not know. Requests carrying the same credentials
-        from the same address at the same time (a client's first burst) share one check: the throttle
-        counts every attempt before its check, so they would otherwise slow each other down as a burst
-        of guesses does."""
+        from the same address at the same time (a client's first burst) share one check: one slow hash
+        and one throttled attempt for the burst, and the burst is not taken for parallel guesses at one
+        account."""
         while (shared := self._checking.get((key, remote))) is not None:
             self.shared_checks += 1
             try:
@@ -165,12 +170,12 @@ class Authenticator:
         check.add_done_callback(lambda done: done.cancelled() or done.exception())  # no "never retrieved"
         self._checking[key, remote] = check
         try:
-            await self.throttle.before_attempt(remote, login)
-            user, app_password_id = await self._verify(login, secret)
-            if user is None:
-                await self.throttle.failed(remote, login)
-                raise NotAuthenticated("Invalid credentials")
-            await self.throttle.succeeded(remote, login)
+            async with self.throttle.guard(ThrottleAction.LOGIN, remote, login) as attempt:
+                user, app_password_id = await self._verify(login, secret)
+                if user is None:
+                    _log_failure(remote, login)
+                    raise NotAuthenticated("Invalid credentials")
+                attempt.succeeded()
             await self.accounts.record_login(user.id)
             self.cache.put(key, user, app_password_id)
         except (NotAuthenticated, Throttled) as refused:
@@ -199,16 +204,16 @@ class Authenticator:
 
     async def password_login(self, login: str, password: str, remote: str) -> User:
         """A login form's check: the account password only (never an app password), throttled."""
-        await self.throttle.before_attempt(remote, login)
-        user = await self.accounts.find_user(login)
-        ok = user is not None and user.enabled and await self.accounts.hashing.verify(user.password_hash, password)
-        if not ok:
-            if user is None:
-                await self._equalise_timing(password)
-            await self.throttle.failed(remote, login)
-            raise NotAuthenticated("Wrong login or password")
+        async with self.throttle.guard(ThrottleAction.LOGIN, remote, login) as attempt:
+            user = await self.accounts.find_user(login)
+            ok = user is not None and user.enabled and await self.accounts.hashing.verify(user.password_hash, password)
+            if not ok:
+                if user is None:
+                    await self._equalise_timing(password)
+                _log_failure(remote, login)
+                raise NotAuthenticated("Wrong login or password")
+            attempt.succeeded()
         assert user is not None
-        await self.throttle.succeeded(remote, login)
         await self.accounts.record_login(user.id)
         return user
 

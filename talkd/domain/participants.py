@@ -24,8 +24,8 @@ from talkd.domain.conversation import (
 )
 from talkd.domain.permissions import Action
 from talkd.domain.room_core import Changes, RoomCore, actor_ref
-from talkd.domain.throttle import Throttle
-from talkd.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
+from talkd.domain.throttle import Throttle, ThrottleAction
+from talkd.errors import AlreadyExists, Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, RoomNotFound
 from talkd.mail import Invitation, Mailer
 
 SESSION_ID_LENGTH = 512  # the seeds' session id: a 512-character string
@@ -348,7 +348,7 @@ class ParticipantService:
             attendee = participant.attendee if participant is not None else None
             if attendee is None:
                 if room.type != RoomType.PUBLIC:
-                    raise NotFound("Conversation not found")
+                    raise RoomNotFound("Conversation not found")
                 if identity.user is not None:
                     attendee = await core.attendees.add(
                         conn, room_id=room.id, actor_type=ActorType.USERS, actor_id=identity.user.id,
@@ -382,12 +382,12 @@ class ParticipantService:
         return Joined(room, Participant(room, attendee, session), session)
 
     async def _check_password(self, room: Room, password: str, remote: str) -> None:
-        subject = f"room:{room.token}"
-        await self.throttle.before_attempt(remote, subject)
-        if not password or not await self.hashing.verify(room.password_hash, password):
-            await self.throttle.failed(remote, subject)
-            raise Forbidden("Wrong conversation password", reason="wrong-password")
-        await self.throttle.succeeded(remote, subject)
+        # Talk's talkRoomPassword: per address, so guesses neither lock the room for others nor
+        # count against the address's logins.
+        async with self.throttle.guard(ThrottleAction.ROOM_PASSWORD, remote, room.token) as attempt:
+            if not password or not await self.hashing.verify(room.password_hash, password):
+                raise Forbidden("Wrong conversation password", reason="wrong-password")
+            attempt.succeeded()
 
     async def leave(self, identity: Identity, token: str) -> None:
         """End the caller's session (Talk's leaveRoom). Self-joined users and guests stop being

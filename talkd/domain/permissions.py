@@ -29,7 +29,7 @@ from talkd.domain.conversation import (
     Room,
     RoomType,
 )
-from talkd.errors import Forbidden, NotAuthenticated, NotFound, PreconditionFailed
+from talkd.errors import Forbidden, NotAuthenticated, NotFound, PreconditionFailed, RoomNotFound
 
 
 class Action(enum.Enum):
@@ -141,7 +141,7 @@ def visible(room: Room, participant: Participant | None) -> bool:
 def require(action: Action, room: Room, participant: Participant | None) -> None:
     """Raise unless the caller may do `action`; invisible rooms are NotFound, never Forbidden."""
     if not visible(room, participant):
-        raise NotFound("Conversation not found")
+        raise RoomNotFound("Conversation not found")
     role = role_of(participant)
     needed = NEEDS[action]
     if role >= needed:

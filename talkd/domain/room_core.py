@@ -18,7 +18,7 @@ from talkd.domain import events
 from talkd.domain.auth import Identity
 from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, Session, Verb
 from talkd.domain.permissions import Action, require
-from talkd.errors import NotFound
+from talkd.errors import RoomNotFound
 from talkd.storage.database import Database
 from talkd.storage.messages import MessageStore
 from talkd.storage.rooms import AttendeeStore, RoomStore, SessionStore
@@ -142,10 +142,10 @@ class RoomCore:
 
     async def room(self, conn: AsyncConnection, token: str, *, for_update: bool = False) -> Room:
         if not token or len(token) > MAX_TOKEN_LENGTH:
-            raise NotFound("Conversation not found")
+            raise RoomNotFound("Conversation not found")
         room = await self.rooms.by_token(conn, token, for_update=for_update)
         if room is None:
-            raise NotFound("Conversation not found")
+            raise RoomNotFound("Conversation not found")
         return room
 
     async def participant(self, conn: AsyncConnection, room: Room, identity: Identity, *,
@@ -197,7 +197,7 @@ class RoomCore:
             # Users: room and attendee row in one query.
             found = await self.rooms.with_attendee(conn, token, ActorType.USERS, identity.user.id)
             if found is None:
-                raise NotFound("Conversation not found")
+                raise RoomNotFound("Conversation not found")
             room, attendee = found
             participant = None
             if attendee is not None:

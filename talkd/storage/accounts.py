@@ -358,46 +358,29 @@ class LoginFlowStore:
 
 
 class AuthFailureStore:
-    # First key of the PostgreSQL advisory locks that serialise attempts on one subject.
-    _LOCK_NAMESPACE = 0x7A1C
+    """Failed attempts by (action, address); the subject is what a success clears by."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def count_since(self, subjects: Sequence[str], since: float) -> dict[str, int]:
+    async def count_since(self, action: str, address: str, since: float) -> int:
         async with self.db.read() as conn:
-            return await self._count(conn, subjects, since)
+            return int((await conn.execute(
+                sa.select(sa.func.count()).select_from(auth_failures).where(
+                    auth_failures.c.action == action, auth_failures.c.address == address,
+                    auth_failures.c.occurred_at >= since)
+            )).scalar_one())
 
-    async def record_unless(self, subjects: Sequence[str], since: float, now: float, limit: int) -> int:
-        """The most records any subject has since `since`; when that is below `limit`, one more is
-        recorded for every subject. Count and record are one step: attempts in parallel (on any
-        node) each see the ones before them."""
-        async with self.db.transaction("auth_failure_attempt") as conn:
-            if conn.dialect.name == "postgresql":
-                # SQLite writers are serialised already; PostgreSQL ones lock each subject, in one
-                # order so that two attempts never wait for each other.
-                for subject in sorted(subjects):
-                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
-                        self._LOCK_NAMESPACE, sa.func.hashtext(subject))))
-            attempts = max((await self._count(conn, subjects, since)).values(), default=0)
-            if attempts < limit:
-                await conn.execute(auth_failures.insert(), [{"subject": s, "occurred_at": now} for s in subjects])
-        return attempts
+    async def record(self, action: str, address: str, subject: str, now: float) -> None:
+        async with self.db.transaction("auth_failure_record") as conn:
+            await conn.execute(auth_failures.insert().values(action=action, address=address, subject=subject,
+                                                             occurred_at=now))
 
-    @staticmethod
-    async def _count(conn: AsyncConnection, subjects: Sequence[str], since: float) -> dict[str, int]:
-        rows = (await conn.execute(
-            sa.select(auth_failures.c.subject, sa.func.count())
-            .where(auth_failures.c.subject.in_(list(subjects)), auth_failures.c.occurred_at >= since)
-            .group_by(auth_failures.c.subject)
-        )).all()
-        counts = {s: 0 for s in subjects}
-        counts.update({r[0]: int(r[1]) for r in rows})
-        return counts
-
-    async def clear(self, subjects: Sequence[str]) -> None:
+    async def clear(self, action: str, address: str, subject: str) -> None:
         async with self.db.transaction("auth_failure_clear") as conn:
-            await conn.execute(auth_failures.delete().where(auth_failures.c.subject.in_(list(subjects))))
+            await conn.execute(auth_failures.delete().where(
+                auth_failures.c.action == action, auth_failures.c.address == address,
+                auth_failures.c.subject == subject))
 
     async def delete_older_than(self, before: float) -> int:
         async with self.db.transaction("auth_failure_expire") as conn:

@@ -101,10 +101,15 @@ auth_failures = Table(
     "auth_failures",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    # "ip:<address>" or "user:<lower-case login>"
+    # Nextcloud's bruteforce_attempts: what was tried ("login", "talkRoomPassword", "talkRoomToken"),
+    # from which address (an IPv6 one as its /64), and what it named (lower-case login, room token),
+    # the metadata a success resets by.
+    Column("action", String(32), nullable=False),
+    Column("address", String(64), nullable=False),
     Column("subject", String(300), nullable=False),
     Column("occurred_at", Float, nullable=False),
-    Index("ix_auth_failures_subject_occurred_at", "subject", "occurred_at"),
+    Index("ix_auth_failures_action_address_occurred_at", "action", "address", "occurred_at"),
+    Index("ix_auth_failures_occurred_at", "occurred_at"),
 )
 
 # Conversations ----------------------------------------------------------------------------------

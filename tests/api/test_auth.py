@@ -93,23 +93,58 @@ async def test_failures_from_one_address_slow_it_down_then_429(app_factory: AppF
     assert status == 429
 
 
-async def test_failures_for_one_account_slow_it_down_from_any_address(app_factory: AppFactory) -> None:
+def via(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+async def test_failures_for_one_account_never_lock_it_from_another_address(app_factory: AppFactory) -> None:
+    """Strangers guessing at an account slow down themselves, never its owner (Nextcloud counts by
+    address): the right password from another address answers at once."""
+    clock = ShiftedClock()
+    talk = await app_factory(clock=clock, server__trusted_proxies=("127.0.0.1",))
+    await talk.make_user("victim", "victim-secret")
+    for _ in range(6):
+        (await talk.ocs("GET", "/cloud/user", user="victim", password="wrong", headers=via("10.0.0.1"))).expect(997)
+    (await talk.ocs("GET", "/cloud/user", user="victim", headers=via("10.0.0.1"))).expect(429)
+    (await talk.ocs("GET", "/cloud/user", user="admin", headers=via("10.0.0.1"))).expect(429)
+    sleeps = len(clock.throttle_sleeps)
+    (await talk.ocs("GET", "/cloud/user", user="victim", headers=via("10.0.0.2"))).expect(200)
+    (await talk.ocs("GET", "/cloud/user", user="admin", headers=via("10.0.0.3"))).expect(200)
+    assert len(clock.throttle_sleeps) == sleeps  # not even slowed down
+    # Guesses from many addresses each slow down only their own address.
+    for n in range(10):
+        (await talk.ocs("GET", "/cloud/user", user="admin", password="wrong", headers=via(f"10.1.0.{n}"))).expect(997)
+    (await talk.ocs("GET", "/cloud/user", user="admin", headers=via("10.0.0.4"))).expect(200)
+
+
+async def test_ipv6_addresses_are_counted_by_their_64_prefix(app_factory: AppFactory) -> None:
+    clock = ShiftedClock()
+    talk = await app_factory(clock=clock, server__trusted_proxies=("127.0.0.1",))
+    for n in range(6):
+        (await talk.ocs("GET", "/cloud/user", user="admin", password="wrong",
+                        headers=via(f"2001:db8:1:2::{n + 1:x}"))).expect(997)
+    (await talk.ocs("GET", "/cloud/user", user="admin", headers=via("2001:db8:1:2:ffff::1"))).expect(429)
+    (await talk.ocs("GET", "/cloud/user", user="admin", headers=via("2001:db8:1:3::1"))).expect(200)
+
+
+async def test_a_login_resets_only_that_accounts_attempts_from_that_address(app_factory: AppFactory) -> None:
+    """An attacker's own login between guesses wipes nothing but their own account's failures
+    (Nextcloud's resetDelay(ip, 'login', ['user' => uid])): spraying stays throttled."""
     clock = ShiftedClock()
     talk = await app_factory(clock=clock, server__trusted_proxies=("127.0.0.1",))
     base = talk.services.settings.security.bruteforce_base_delay
-    await talk.make_user("alice", "alice-secret")
-    await talk.make_user("bob", "bob-secret")
-
-    def via(address: str) -> dict[str, str]:
-        return {"X-Forwarded-For": address}
-
-    for n in range(6):
-        (await talk.ocs("GET", "/cloud/user", user="alice", password="wrong", headers=via(f"10.0.0.{n}"))).expect(997)
-    assert clock.throttle_sleeps == pytest.approx(_doubling(5, base))
-    (await talk.ocs("GET", "/cloud/user", user="alice", headers=via("10.0.9.9"))).expect(429)
-    # Another account from a fresh address is not slowed at all.
-    (await talk.ocs("GET", "/cloud/user", user="bob", headers=via("10.0.1.1"))).expect(200)
-    assert len(clock.throttle_sleeps) == 5
+    await talk.make_user("mallory", "mallory-secret")
+    for name in ("alice", "bob", "mallory"):
+        (await talk.ocs("GET", "/cloud/user", user=name, password="wrong", headers=via("10.0.0.1"))).expect(997)
+    (await talk.ocs("GET", "/cloud/user", user="mallory", headers=via("10.0.0.1"))).expect(200)
+    # Mallory's own failure is gone, the two guesses at others still count.
+    (await talk.ocs("GET", "/cloud/user", user="carol", password="wrong", headers=via("10.0.0.1"))).expect(997)
+    assert clock.throttle_sleeps[-1] == pytest.approx(base * 2 ** 2)
+    assert await talk.services.throttle.attempts("10.0.0.1") == 3
+    # From another address the same account's success clears nothing here.
+    (await talk.ocs("GET", "/cloud/user", user="admin", password="wrong", headers=via("10.0.0.1"))).expect(997)
+    (await talk.ocs("GET", "/cloud/user", user="admin", headers=via("10.0.0.2"))).expect(200)
+    assert await talk.services.throttle.attempts("10.0.0.1") == 4
 
 
 async def test_a_successful_login_resets_the_delay(app_factory: AppFactory) -> None:
@@ -159,6 +194,54 @@ async def test_parallel_guesses_are_throttled_as_sequential_ones(app_factory: Ap
     (await talk.ocs("GET", "/cloud/user", user="admin")).expect(429)
 
 
+async def test_parallel_guesses_at_many_accounts_are_throttled_as_sequential_ones(app_factory: AppFactory) -> None:
+    """Password spraying in parallel: checks beyond what the address could still fail wait for a
+    place instead of all running at once, so 30 guesses at 30 names fare as 30 sequential ones."""
+    clock, hashing = ShiftedClock(), GatedHashing()
+    talk = await app_factory(clock=clock, hashing=hashing)
+    base = talk.services.settings.security.bruteforce_base_delay
+    guesses = [asyncio.create_task(talk.ocs("GET", "/cloud/user", user=f"user{n}", password="guess"))
+               for n in range(30)]
+    # Six checks (the refusal point in tests) may run while none has failed yet; the rest queue.
+    await eventually(lambda: hashing.waiting == 6, "six checks admitted")
+    assert not any(g.done() for g in guesses)
+    hashing.gate.set()
+    statuses = Counter(reply.status_code for reply in await asyncio.gather(*guesses))
+    assert statuses == {997: 6, 429: 24}
+    assert sorted(clock.throttle_sleeps) == pytest.approx(_doubling(5, base))
+    assert hashing.verifications == 6
+
+
+async def test_an_office_behind_one_address_logs_in_at_once(app_factory: AppFactory) -> None:
+    """100 people's first requests at the same moment from one address, half with their password and
+    half with an app password: all answered 200, none delayed, nothing counted. Checks still running
+    never count against the others, even while all checking slots are held by slow hashes."""
+    clock, hashing = ShiftedClock(), GatedHashing()
+    talk = await app_factory(clock=clock, hashing=hashing)
+    credentials = []
+    for n in range(100):
+        name = await talk.make_user(f"worker{n}")
+        if n % 2:
+            app_password = await talk.services.accounts.create_app_password(name, "office")
+            credentials.append((name, app_password.password))
+        else:
+            credentials.append((name, talk.passwords[name]))
+    hashing.verifications = 0
+    logins = [asyncio.create_task(talk.ocs("GET", "/cloud/user", user=name, password=secret))
+              for name, secret in credentials]
+    # Hold the password checks while they fill every place the address has (six in tests): none of
+    # the waiting logins may be refused or delayed meanwhile.
+    await eventually(lambda: hashing.waiting == 6, "six password checks running")
+    assert not any(login.done() and login.result().status_code != 200 for login in logins)
+    hashing.gate.set()
+    replies = await asyncio.gather(*logins)
+    assert Counter(reply.status_code for reply in replies) == {200: 100}
+    assert [reply.data["id"] for reply in replies] == [name for name, _ in credentials]
+    assert clock.throttle_sleeps == []
+    assert hashing.verifications == 50
+    assert await talk.services.throttle.attempts("127.0.0.1") == 0
+
+
 async def test_a_clients_parallel_first_requests_share_one_check(app_factory: AppFactory) -> None:
     """A client opening with many requests at once (cold cache): one slow check for all of them, no
     attempt counted against the others, no delay, every request answered."""
@@ -172,7 +255,7 @@ async def test_a_clients_parallel_first_requests_share_one_check(app_factory: Ap
     hashing.gate.set()
     assert {reply.status_code for reply in await asyncio.gather(*requests)} == {200}
     assert hashing.verifications == 1 and clock.throttle_sleeps == []
-    assert await talk.services.throttle.attempts("127.0.0.1", "alice") == 0
+    assert await talk.services.throttle.attempts("127.0.0.1") == 0
 
 
 @pytest.mark.parametrize("changes", [{"security__bruteforce_allowlist": ("127.0.0.0/8",)},
@@ -186,7 +269,7 @@ async def test_exempt_clients_are_never_throttled(app_factory: AppFactory, chang
         (await talk.ocs("GET", "/cloud/user", user="alice", password="wrong")).expect(997)
     (await talk.ocs("GET", "/cloud/user", user="alice")).expect(200)
     assert clock.throttle_sleeps == []
-    assert await talk.services.throttle.attempts("127.0.0.1", "alice") == 0
+    assert await talk.services.throttle.attempts("127.0.0.1") == 0
 
 
 # The verified-credential cache -------------------------------------------------------------------

@@ -107,37 +107,81 @@ async def test_internal_mode_fields_for_a_user(configured: TalkClient, api: str)
     assert set(data) == expected | ({"sipDialinInfo"} if api != "v1" else set())
 
 
+async def public_room(talk: TalkClient, room_type: int = 3) -> str:
+    reply = await talk.ocs("POST", "/apps/spreed/api/v4/room", user="alice",
+                           json={"roomType": room_type, "roomName": "Somewhere"})
+    return str(reply.expect(201).data["token"])
+
+
 @pytest.mark.parametrize("version", [1, 2])
 async def test_anonymous_callers_get_settings_with_a_null_user(configured: TalkClient, version: int) -> None:
-    data = await get_settings(configured, "v3", user=None, version=version)
+    token = await public_room(configured)
+    data = await get_settings(configured, "v3", user=None, version=version, token=token)
     assert data["userId"] is None
     assert data["ticket"].split(":")[2] == ""
     assert configured.services.signaling_settings.check_ticket(None, data["ticket"])
 
 
+@pytest.mark.parametrize("api", ["v1", "v2", "v3"])
+@pytest.mark.parametrize("version", [1, 2])
+async def test_guests_get_no_turn_credentials_without_a_conversation(configured: TalkClient, api: str,
+                                                                      version: int) -> None:
+    """No open TURN relay: without a conversation they may use, guests get 404 and no credentials."""
+    group_room = await public_room(configured, room_type=2)
+    for params in ({}, {"token": ""}, {"token": group_room}, {"token": "unknown1"}):
+        reply = await configured.ocs("GET", SETTINGS.format(api), version=version, params=params)
+        assert reply.expect(404).data == [], params
+        assert b"credential" not in reply.body and b"turn" not in reply.body
+
+
+async def test_users_without_a_token_get_settings_as_in_talk(configured: TalkClient) -> None:
+    # Talk's soft-fail for older mobile apps, kept for logged-in users.
+    data = await get_settings(configured, "v3")
+    assert data["userId"] == "alice" and data["turnservers"]
+
+
+async def test_refusals_are_throttled_as_talk_room_token(app_factory: AppFactory, clock: ShiftedClock) -> None:
+    talk = await app_factory(clock=clock, server__trusted_proxies=("127.0.0.1",), **CONFIGURED)
+    await talk.make_user("alice")
+    base = talk.services.settings.security.bruteforce_base_delay
+    token = await public_room(talk)
+    stranger = {"X-Forwarded-For": "10.0.0.1"}
+    for n in range(6):
+        params = {"token": f"unknown{n}"} if n % 2 else {}
+        (await talk.ocs("GET", SETTINGS.format("v3"), headers=stranger, params=params)).expect(404)
+    assert clock.throttle_sleeps == pytest.approx([base * 2 ** n for n in range(1, 6)])
+    # Past the maximum delay the address is refused even for a conversation it may use...
+    reply = await talk.ocs("GET", SETTINGS.format("v3"), headers=stranger, params={"token": token})
+    assert reply.expect(429).message == "Reached maximum delay"
+    # ...and only that address.
+    data = (await talk.ocs("GET", SETTINGS.format("v3"), headers={"X-Forwarded-For": "10.0.0.2"},
+                           params={"token": token})).expect(200).data
+    assert data["turnservers"]
+
+
 async def test_nothing_configured_gives_empty_lists_and_no_dialin_info(app_factory: AppFactory) -> None:
     talk = await app_factory(stun__servers=())
     for api in ("v1", "v2", "v3"):
-        data = await get_settings(talk, api, user=None)
+        data = await get_settings(talk, api, user="admin")
         assert data["stunservers"] == [] and data["turnservers"] == []
-    assert (await get_settings(talk, "v2", user=None))["sipDialinInfo"] == ""
+    assert (await get_settings(talk, "v2", user="admin"))["sipDialinInfo"] == ""
 
 
 async def test_default_stun_server_is_talks(app_factory: AppFactory) -> None:
     talk = await app_factory()
-    data = await get_settings(talk, "v3", user=None)
+    data = await get_settings(talk, "v3", user="admin")
     assert data["stunservers"] == [{"urls": ["stun:stun.nextcloud.com:443"]}]
 
 
 async def test_hide_warning_follows_the_setting(app_factory: AppFactory) -> None:
     talk = await app_factory(signaling__hide_warning=True)
-    assert (await get_settings(talk, "v3", user=None))["hideWarning"] is True
+    assert (await get_settings(talk, "v3", user="admin"))["hideWarning"] is True
 
 
 async def test_external_mode_names_the_server_and_hides_the_warning(app_factory: AppFactory) -> None:
     talk = await app_factory(signaling__mode="external", signaling__secret="hpb-secret",
                              signaling__servers=("https://hpb1.example.org", "https://hpb2.example.org"))
-    data = await get_settings(talk, "v3", user=None)
+    data = await get_settings(talk, "v3", user="admin")
     assert data["signalingMode"] == "external"
     assert data["server"] == "https://hpb1.example.org"
     assert data["hideWarning"] is True

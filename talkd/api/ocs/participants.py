@@ -13,6 +13,7 @@ from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from talkd.domain.conversation import Attendee
 from talkd.domain.participants import ParticipantService
 from talkd.domain.rooms import effective_permissions
+from talkd.domain.throttle import ThrottleAction
 from talkd.errors import Conflict, InvalidInput
 from talkd.protocol.ocs import OcsResult
 
@@ -78,7 +79,8 @@ async def remove_self(req: OcsRequest) -> list[Any]:
     return []
 
 
-@router.post(ONE + "/participants/active", access=Access.PUBLIC, errors=talk_errors)
+@router.post(ONE + "/participants/active", access=Access.PUBLIC, errors=talk_errors,
+             bruteforce=ThrottleAction.ROOM_TOKEN)
 async def join(req: OcsRequest) -> Any:
     password = req.params.string("password", "", max_length=1000)
     token = req.match("token")

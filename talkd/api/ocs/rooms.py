@@ -13,6 +13,7 @@ from talkd.api.ocs.room_serializers import created_room_data, room_data
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from talkd.domain.conversation import NotificationLevel
 from talkd.domain.rooms import ConversationService
+from talkd.domain.throttle import ThrottleAction
 from talkd.errors import NotAllowedHere, PreconditionFailed
 from talkd.protocol.ocs import OcsResult
 from talkd.services import Services
@@ -70,7 +71,7 @@ async def create_room(req: OcsRequest) -> OcsResult:
     return OcsResult(data=created_room_data(view, req.api_version), status=201 if created else 200)
 
 
-@router.get(ONE, access=Access.PUBLIC, errors=talk_errors)
+@router.get(ONE, access=Access.PUBLIC, errors=talk_errors, bruteforce=ThrottleAction.ROOM_TOKEN)
 async def get_room(req: OcsRequest) -> OcsResult:
     view = await conversations(req).get(req.identity, req.match("token"))
     return OcsResult(data=room_data(view, req.api_version), headers={"X-Nextcloud-Talk-Hash": talk_hash(req.services)})

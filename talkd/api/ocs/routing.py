@@ -20,7 +20,8 @@ from talkd.api.identify import identify, set_session_cookie
 from talkd.api.params import Params, read_params
 from talkd.domain.auth import Identity
 from talkd.domain.model import User, WebSession
-from talkd.errors import InvalidInput, NotAuthenticated, TalkdError, Throttled
+from talkd.domain.throttle import ThrottleAction
+from talkd.errors import InvalidInput, NotAuthenticated, RoomNotFound, TalkdError, Throttled
 from talkd.protocol.ocs import (
     INVALID_QUERY_MESSAGE,
     RESPOND_NOT_FOUND,
@@ -97,6 +98,9 @@ class OcsRoute:
     handler: Handler
     access: Access
     errors: RouteErrors | None
+    # Talk's #[BruteForceProtection]: requests from an address that failed this action are delayed,
+    # and a conversation token that names nothing the caller may see counts as a failure.
+    bruteforce: ThrottleAction | None = None
 
 
 class OcsRouter:
@@ -106,9 +110,10 @@ class OcsRouter:
         self.routes: list[OcsRoute] = []
 
     def route(self, method: str, path: str, *, access: Access = Access.USER,
-              errors: RouteErrors | None = None) -> Callable[[Handler], Handler]:
+              errors: RouteErrors | None = None, bruteforce: ThrottleAction | None = None
+              ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.routes.append(OcsRoute(method, path, handler, access, errors))
+            self.routes.append(OcsRoute(method, path, handler, access, errors, bruteforce))
             return handler
         return register
 
@@ -167,7 +172,10 @@ def _endpoint(route: OcsRoute, version: ApiVersion) -> Callable[[web.Request], A
             _check_access(route.access, identity)
             params = await _read_body(request)
             ocs_request = OcsRequest(request, version, params, identity, services)
-            outcome = await route.handler(ocs_request)
+            if route.bruteforce is None:
+                outcome = await route.handler(ocs_request)
+            else:
+                outcome = await _throttled(route, route.bruteforce, ocs_request)
             result = outcome if isinstance(outcome, OcsResult) else OcsResult(data=outcome)
         except OcsError as exc:
             result = OcsResult(data=exc.data if exc.data is not None else [], status=exc.status,
@@ -193,6 +201,20 @@ def _endpoint(route: OcsRoute, version: ApiVersion) -> Callable[[web.Request], A
 
     endpoint.__name__ = f"ocs_{route.handler.__name__}"
     return endpoint
+
+
+async def _throttled(route: OcsRoute, action: ThrottleAction, req: OcsRequest) -> Any:
+    throttle = req.services.throttle
+    await throttle.delay(action, req.identity.remote)
+    try:
+        return await route.handler(req)
+    except RoomNotFound:
+        token = req.http.match_info.get("token")
+        if token is None:  # /signaling/settings names it as a parameter
+            raw = req.params.raw("token")
+            token = raw if isinstance(raw, str) else ""
+        await throttle.record(action, req.identity.remote, token)
+        raise
 
 
 async def _read_body(request: web.Request) -> Params:

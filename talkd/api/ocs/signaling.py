@@ -11,7 +11,8 @@ import orjson
 from talkd.api.ocs.call_serializers import pulled_data
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
 from talkd.api.ocs.serializers import signaling_settings_data
-from talkd.errors import InvalidInput, NotFound
+from talkd.domain.throttle import ThrottleAction
+from talkd.errors import InvalidInput, RoomNotFound
 from talkd.ids import RoomToken
 from talkd.protocol.ocs import OcsResult
 
@@ -21,14 +22,19 @@ router = OcsRouter()
 MAX_TOKEN_LENGTH = 32
 
 
-@router.get("/apps/spreed/api/{apiVersion:v[1-3]}/signaling/settings", access=Access.PUBLIC)
+@router.get("/apps/spreed/api/{apiVersion:v[1-3]}/signaling/settings", access=Access.PUBLIC,
+            bruteforce=ThrottleAction.ROOM_TOKEN)
 async def signaling_settings(req: OcsRequest) -> Any:
     api_version = int(req.match("apiVersion")[1:])
     token = req.params.string("token", "", max_length=MAX_TOKEN_LENGTH)
-    # No token is allowed: Talk answers without a conversation for older mobile apps.
     room = RoomToken(token) if token else None
-    if room is not None and await req.services.room_lookup(room, req.identity) is None:
-        raise NotFound("Conversation not found")
+    if room is None:
+        # Talk answers a logged-in user without a conversation (older mobile apps); a guest gets
+        # STUN/TURN credentials only for a conversation they may use, so talkd is no open relay.
+        if req.identity.user is None:
+            raise RoomNotFound("Conversation not found")
+    elif await req.services.room_lookup(room, req.identity) is None:
+        raise RoomNotFound("Conversation not found")
     config = req.services.signaling_settings.for_caller(req.identity.user_id, room)
     return signaling_settings_data(config, api_version)
 
