@@ -333,9 +333,7 @@ class ConversationService:
             room, _ = await core.access(conn, token, identity, Action.DELETE)
             if room.type == RoomType.ONE_TO_ONE and not allow_one_to_one:
                 raise InvalidInput("One-to-one conversations are left, not deleted", reason="one-to-one")
-            changes.users.update(await core.user_ids(conn, room))
-            changes.room(room)
-            await core.rooms.delete(conn, room.id)
+            await core.delete_room(conn, room, changes)
         await core.announce(changes)
 
     async def set_public(self, identity: Identity, token: str, public: bool) -> None:
