@@ -219,6 +219,7 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     services = app[SERVICES]
     tasks = [
         asyncio.create_task(services.auth.follow_invalidations(services.bus), name="auth-invalidation"),
+        asyncio.create_task(services.chat.follow_deletions(services.bus), name="chat-deletions"),
         asyncio.create_task(_every(CLEANUP_INTERVAL, lambda: _cleanup(services), services.clock), name="cleanup"),
         # Real time, not the services' clock: a batching interval, not a rule tests move through.
         asyncio.create_task(_every(FLUSH_INTERVAL, services.conversations.core.flush, SystemClock()),

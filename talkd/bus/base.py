@@ -16,6 +16,7 @@ ROOM = "room"          # room.<token>: messages, participants, call state of one
 USER = "user"          # user.<id>: room list changes, credential changes of one account
 SESSION = "session"    # session.<id>: messages addressed to one signaling session
 ACCOUNTS = "accounts"  # accounts: credential changes (cache invalidation on every node)
+ROOMS = "rooms"        # rooms: conversations deleted (cache invalidation on every node)
 
 
 def topic(scope: str, key: str = "") -> str:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from talkd.bus.base import EventBus
 from talkd.config import LimitsSettings
+from talkd.domain import events
 from talkd.domain.accounts import AccountService
 from talkd.domain.auth import Identity
 from talkd.domain.chat_tail import ChatTail, TailEntry
@@ -66,6 +68,16 @@ class ChatService:
         self.tail = ChatTail()
         self.writer = ChatWriter(core, on_written=self._written)
         self.watches = RoomWatches(core.bus)
+
+    async def follow_deletions(self, bus: EventBus) -> None:
+        """Run for the server's lifetime: a deleted room's tail goes on every node (its watch ends by itself)."""
+        async with bus.subscribe(events.ROOMS_TOPIC) as sub:
+            async for event in sub:
+                kind = event.get("type")
+                if kind == "room-deleted":
+                    self.tail.forget(str(event.get("token")))
+                elif kind == "overflow":
+                    self.tail.clear()
 
     # Sending --------------------------------------------------------------------------------------
 
@@ -136,7 +148,7 @@ class ChatService:
         """Fresh messages go straight into the tail when it ends exactly where they begin, so waiters
         woken by them read nothing (the writer read each predecessor under the room's order lock)."""
         for item in written:
-            self.tail.push(item.message.room_id, item.previous, TailEntry(item.message, [], item.parent))
+            self.tail.push((item.token, item.message.room_id), item.previous, TailEntry(item.message, [], item.parent))
 
     async def _mentioned_accounts(self, text: str) -> dict[str, User]:
         """Accounts named by mentions (read before the write transaction: they are not room data)."""
@@ -209,7 +221,8 @@ class ChatService:
             entries: list[TailEntry] = []
             while True:
                 if watch.high_water > after:
-                    entries = await self.tail.after(room.id, after, limit, until=watch.high_water, load=load)
+                    entries = await self.tail.after((room.token, room.id), after, limit, until=watch.high_water,
+                                                    load=load)
                     if entries:
                         break
                 remaining = deadline - core.clock.monotonic()

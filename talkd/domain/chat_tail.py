@@ -10,7 +10,11 @@ id N, no message at or below N can still appear.
 Messages change after the fact only by deletion and reactions, and both arrive as new system messages
 naming the changed message as `parent`. When the tail loads such a notice about a message it holds, or
 shows as the parent of one it holds, it drops what it held before, so a changed message is never served
-from memory in its old form."""
+from memory in its old form.
+
+A tail is kept under the room's token and id together and dropped when the room is deleted (`forget`,
+on every node through the bus), so a new room is never served an old one's messages, even if a
+database handed out a deleted room's id again."""
 
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ class TailEntry:
 
 
 Loader = Callable[[int, int], Awaitable[list[TailEntry]]]  # (after, limit) -> oldest first
+RoomKey = tuple[str, int]  # (token, id): tokens are never shared by two rooms alive at the same time
 
 
 @dataclass
@@ -51,26 +56,26 @@ class ChatTail:
     def __init__(self, *, per_room: int = 400, rooms: int = 2000) -> None:
         self.per_room = per_room
         self.max_rooms = rooms
-        self._rooms: OrderedDict[int, _RoomTail] = OrderedDict()
+        self._rooms: OrderedDict[RoomKey, _RoomTail] = OrderedDict()
 
-    def _tail(self, room_id: int, after: int) -> _RoomTail:
-        tail = self._rooms.get(room_id)
+    def _tail(self, room: RoomKey, after: int) -> _RoomTail:
+        tail = self._rooms.get(room)
         if tail is None:
             tail = _RoomTail(floor=after, top=after)
-            self._rooms[room_id] = tail
+            self._rooms[room] = tail
             while len(self._rooms) > self.max_rooms:
                 self._rooms.popitem(last=False)
-        self._rooms.move_to_end(room_id)
+        self._rooms.move_to_end(room)
         return tail
 
-    async def after(self, room_id: int, after: int, limit: int, *, until: int, load: Loader) -> list[TailEntry]:
+    async def after(self, room: RoomKey, after: int, limit: int, *, until: int, load: Loader) -> list[TailEntry]:
         """Messages with ids above `after` (oldest first, at most `limit`), knowing that messages up
         to `until` exist. Falls back to `load` directly for positions the tail cannot answer."""
-        tail = self._rooms.get(room_id)
+        tail = self._rooms.get(room)
         if tail is None or after < tail.floor:
             if tail is not None and after < tail.floor:
                 return await load(after, limit)
-            tail = self._tail(room_id, after)
+            tail = self._tail(room, after)
         while tail.top < until:
             if tail.loading is None:
                 tail.loading = asyncio.get_running_loop().create_future()
@@ -103,10 +108,10 @@ class ChatTail:
                 return await load(after, limit)
         return [m for m in tail.messages if m.id > after][:limit]
 
-    def push(self, room_id: int, previous: int, entry: TailEntry) -> None:
+    def push(self, room: RoomKey, previous: int, entry: TailEntry) -> None:
         """Append a message this process just stored, if the tail ends at its predecessor (otherwise
         the next reader loads it as usual)."""
-        tail = self._rooms.get(room_id)
+        tail = self._rooms.get(room)
         if tail is None or tail.loading is not None or tail.top != previous or entry.id <= tail.top:
             return
         tail.messages.append(entry)
@@ -115,3 +120,12 @@ class ChatTail:
             drop = len(tail.messages) - self.per_room
             tail.floor = tail.messages[drop - 1].id
             del tail.messages[:drop]
+
+    def forget(self, token: str) -> None:
+        """The room is gone: drop its tail (a load under way finishes into the dropped object)."""
+        for key in [key for key in self._rooms if key[0] == token]:
+            del self._rooms[key]
+
+    def clear(self) -> None:
+        """Deletions may have been missed (the bus overflowed): start again from storage."""
+        self._rooms.clear()

@@ -46,6 +46,7 @@ class Written:
     message: ChatMessage
     previous: int
     parent: ChatMessage | None
+    token: str
 
 
 @dataclass
@@ -138,7 +139,8 @@ class ChatWriter:
                                                     last_mention_direct=message.id)
                     else:
                         await core.attendees.update(conn, attendee_id, last_mention_message=message.id)
-                written.append((pending, Written(message, previous.get(pending.room.id, 0), pending.parent)))
+                written.append((pending, Written(message, previous.get(pending.room.id, 0), pending.parent,
+                                                             pending.room.token)))
                 previous[pending.room.id] = message.id
                 newest[pending.room.id] = (pending.room, message.id)
                 changes.message(pending.room, message)

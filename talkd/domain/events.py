@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from talkd.bus.base import ACCOUNTS, ROOM, SESSION, USER, Event, topic
+from talkd.bus.base import ACCOUNTS, ROOM, ROOMS, SESSION, USER, Event, topic
 from talkd.ids import AppPasswordId, UserId
 
 ACCOUNTS_TOPIC = topic(ACCOUNTS)
+ROOMS_TOPIC = topic(ROOMS)
 
 
 def credentials_changed(user_id: UserId) -> Event:
@@ -28,6 +29,11 @@ def user_topic(user_id: str) -> str:
 def room_changed(token: str) -> Event:
     """A conversation's settings, attendees or sessions changed."""
     return {"type": "room-changed", "token": token}
+
+
+def room_deleted(token: str) -> Event:
+    """The conversation is gone: every node drops what it cached about it (on its topic and ROOMS_TOPIC)."""
+    return {"type": "room-deleted", "token": token}
 
 
 def chat_message(token: str, message_id: int) -> Event:

@@ -267,9 +267,7 @@ class ParticipantService:
                 raise InvalidInput("The last moderator cannot leave", reason="last-moderator")
             if me.participant_type in MEMBER_TYPES and not members:
                 # The last member leaves: the conversation goes away, with any guests in it.
-                changes.users.update(a.actor_id for a in everyone if a.actor_type == ActorType.USERS)
-                changes.room(room)
-                await core.rooms.delete(conn, room.id)
+                await core.delete_room(conn, room, changes)
             else:
                 await self._drop(conn, room, me, me, changes)
         await core.announce(changes)

@@ -43,6 +43,7 @@ class Changes:
     users: set[str] = field(default_factory=set)
     messages: dict[str, int] = field(default_factory=dict)
     sessions: set[int] = field(default_factory=set)  # room sessions with newly queued signaling messages
+    deleted: set[str] = field(default_factory=set)  # rooms that are gone: every node drops its caches of them
 
     def room(self, room: Room) -> None:
         self.rooms.add(room.token)
@@ -219,6 +220,13 @@ class RoomCore:
         changes.room(room)
         return message
 
+    async def delete_room(self, conn: AsyncConnection, room: Room, changes: Changes) -> None:
+        """Delete the room with everything in it; its members' lists change and every cache of it goes."""
+        changes.users.update(await self.user_ids(conn, room))
+        changes.room(room)
+        changes.deleted.add(room.token)
+        await self.rooms.delete(conn, room.id)
+
     async def user_ids(self, conn: AsyncConnection, room: Room) -> list[str]:
         return [a.actor_id for a in await self.attendees.of_room(conn, room.id) if a.actor_type == ActorType.USERS]
 
@@ -229,6 +237,9 @@ class RoomCore:
             await self.bus.publish(events.session_topic(session_pk), events.signaling_queued(session_pk))
         for token in changes.rooms:
             await self.bus.publish(events.room_topic(token), events.room_changed(token))
+        for token in changes.deleted:
+            await self.bus.publish(events.room_topic(token), events.room_deleted(token))
+            await self.bus.publish(events.ROOMS_TOPIC, events.room_deleted(token))
         for user_id in changes.users:
             await self.bus.publish(events.user_topic(user_id), events.rooms_changed(user_id))
 

@@ -11,7 +11,7 @@ messages are read, once, by the chat tail.
 
 A watch lingers a little after its last waiter leaves, because long-poll clients come straight back.
 If its subscription overflows (events lost), the watch forgets what it knew and the next request
-reads storage again."""
+reads storage again. When the room is deleted the watch ends: nothing it knew outlives the room."""
 
 from __future__ import annotations
 
@@ -89,6 +89,10 @@ class Watch:
                 self.forget(high_water=False)
             elif kind == "overflow":
                 self.forget(high_water=True)
+            elif kind == "room-deleted":
+                # Nothing it knew holds any more: end the watch (waiters wake, find no room, and
+                # a room that might take the token later starts a watch of its own).
+                return
             self._wake()
 
 
@@ -159,6 +163,8 @@ class RoomWatches:
         finally:
             watch.forget(high_water=True)
             watch._wake()
+            with contextlib.suppress(Exception):
+                await watch.subscription.close()  # an ended watch is never reused (see peek)
 
     async def _reap(self) -> None:
         loop = asyncio.get_running_loop()

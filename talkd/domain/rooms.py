@@ -3,6 +3,7 @@ operation is one transaction that also writes its system message, announced on t
 
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import dataclass
 
@@ -30,7 +31,7 @@ from talkd.domain.conversation import (
     Room,
     RoomType,
 )
-from talkd.domain.permissions import Action
+from talkd.domain.permissions import Action, lobby_blocks
 from talkd.domain.room_core import Changes, RoomCore
 from talkd.errors import AlreadyExists, Forbidden, InvalidInput, NotAllowedHere, NotFound
 from talkd.ids import RoomToken
@@ -40,6 +41,20 @@ TOKEN_LENGTH = 10  # 36^10 ≈ 2^51.7: not guessable, and short enough to read o
 MAX_NAME_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 2000
 MAX_PASSWORD_LENGTH = 200
+
+
+class Standing(enum.Enum):
+    """How much of a room the caller may see (Talk's RoomFormatter)."""
+
+    OUTSIDER = "outsider"  # not a participant (not joined, or not past the password): what names the room
+    LOBBY = "lobby"        # a participant the lobby holds back: the room, but no chat and no call
+    MEMBER = "member"      # everything
+
+
+def standing(room: Room, participant: Participant | None) -> Standing:
+    if participant is None:
+        return Standing.OUTSIDER
+    return Standing.LOBBY if lobby_blocks(room, participant) else Standing.MEMBER
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,10 @@ class RoomView:
     @property
     def attendee(self) -> Attendee | None:
         return self.participant.attendee if self.participant else None
+
+    @property
+    def standing(self) -> Standing:
+        return standing(self.room, self.participant)
 
 
 def effective_permissions(room: Room, attendee: Attendee | None) -> int:
@@ -333,9 +352,7 @@ class ConversationService:
             room, _ = await core.access(conn, token, identity, Action.DELETE)
             if room.type == RoomType.ONE_TO_ONE and not allow_one_to_one:
                 raise InvalidInput("One-to-one conversations are left, not deleted", reason="one-to-one")
-            changes.users.update(await core.user_ids(conn, room))
-            changes.room(room)
-            await core.rooms.delete(conn, room.id)
+            await core.delete_room(conn, room, changes)
         await core.announce(changes)
 
     async def set_public(self, identity: Identity, token: str, public: bool) -> None:

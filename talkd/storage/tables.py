@@ -69,6 +69,7 @@ app_passwords = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
     Column("last_used", BigInteger, nullable=False, default=0),
+    sqlite_autoincrement=True,
 )
 
 # Browser and guest sessions ---------------------------------------------------------------------
@@ -82,6 +83,7 @@ web_sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen", BigInteger, nullable=False, index=True),
+    sqlite_autoincrement=True,
 )
 
 login_flows = Table(
@@ -93,6 +95,7 @@ login_flows = Table(
     Column("client_name", String(255), nullable=False),
     Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
     Column("created_at", BigInteger, nullable=False, index=True),
+    sqlite_autoincrement=True,
 )
 
 # Brute-force protection -------------------------------------------------------------------------
@@ -110,6 +113,7 @@ auth_failures = Table(
     Column("occurred_at", Float, nullable=False),
     Index("ix_auth_failures_action_address_occurred_at", "action", "address", "occurred_at"),
     Index("ix_auth_failures_occurred_at", "occurred_at"),
+    sqlite_autoincrement=True,
 )
 
 # Conversations ----------------------------------------------------------------------------------
@@ -135,6 +139,7 @@ rooms = Table(
     Column("call_flag", Integer, nullable=False, default=0),
     Column("default_permissions", Integer, nullable=False, default=0),
     Column("call_permissions", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
 )
 
 attendees = Table(
@@ -156,6 +161,7 @@ attendees = Table(
     UniqueConstraint("room_id", "actor_type", "actor_id"),
     # "Which rooms is this user in" is the room list's first query.
     Index("ix_attendees_actor_type_actor_id", "actor_type", "actor_id"),
+    sqlite_autoincrement=True,
 )
 
 room_sessions = Table(
@@ -167,6 +173,7 @@ room_sessions = Table(
     Column("web_session_id", Integer, ForeignKey("web_sessions.id", ondelete="CASCADE"), nullable=True, index=True),
     Column("in_call", Integer, nullable=False, default=0),
     Column("last_ping", BigInteger, nullable=False, index=True),
+    sqlite_autoincrement=True,
 )
 
 # The chat store: comments and system messages. Ids grow in commit order within a room, so a waiter
@@ -187,6 +194,7 @@ messages = Table(
     Column("parent_id", BigInteger, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_messages_room_id_id", "room_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 reactions = Table(
@@ -200,6 +208,7 @@ reactions = Table(
     Column("reaction", String(64), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("message_id", "actor_type", "actor_id", "reaction"),
+    sqlite_autoincrement=True,
 )
 
 # Internal signaling: messages queued for one room session until its next pull (Talk's
@@ -214,4 +223,5 @@ signaling_messages = Table(
     Column("created_at", BigInteger, nullable=False),
     Index("ix_signaling_messages_recipient_id_id", "recipient_id", "id"),
     Index("ix_signaling_messages_created_at", "created_at"),
+    sqlite_autoincrement=True,
 )

@@ -6,9 +6,39 @@ from __future__ import annotations
 from typing import Any
 
 from talkd.api.ocs.chat_serializers import message_data
-from talkd.domain.conversation import ActorType, InCall, LobbyState, Permission, RoomType
+from talkd.domain.conversation import (
+    ActorType,
+    InCall,
+    LobbyState,
+    NotificationLevel,
+    ParticipantType,
+    Permission,
+    RoomType,
+)
 from talkd.domain.participants import Member
-from talkd.domain.rooms import RoomView, notification_level
+from talkd.domain.rooms import RoomView, Standing, notification_level
+
+# What someone who is not a participant is told (Talk's RoomFormatter defaults): only id, token, type,
+# hasPassword and the avatar stay real, so a password or an invitation protects everything else.
+OUTSIDER_VALUES: dict[str, Any] = {
+    "name": "", "displayName": "", "objectType": "", "objectId": "", "participantType": int(ParticipantType.GUEST),
+    "participantFlags": 0, "readOnly": 0, "lastPing": 0, "sessionId": "0", "hasCall": False, "canStartCall": False,
+    "lastActivity": 0, "isFavorite": False, "notificationLevel": int(NotificationLevel.NEVER), "lobbyState": 0,
+    "lobbyTimer": 0, "unreadMessages": 0, "unreadMention": False, "lastReadMessage": 0, "lastMessage": [],
+    "participantInCall": False, "count": 0, "numGuests": 0, "canDeleteConversation": False,
+    "canLeaveConversation": False, "description": "", "attendeeId": 0, "attendeePin": "", "actorType": "",
+    "actorId": "", "listable": 0, "callFlag": 0, "sipEnabled": 0, "canEnableSIP": False, "lastCommonReadMessage": 0,
+    "permissions": int(Permission.CUSTOM), "attendeePermissions": int(Permission.CUSTOM),
+    "callPermissions": int(Permission.CUSTOM), "defaultPermissions": int(Permission.CUSTOM), "messageExpiration": 0,
+    "unreadMentionDirect": False, "breakoutRoomMode": 0, "breakoutRoomStatus": 0, "callStartTime": 0,
+    "callRecording": 0, "mentionPermissions": 0, "isArchived": False, "isImportant": False, "isSensitive": False,
+}
+# What the lobby hides from a participant it holds back: the chat and the call.
+LOBBY_VALUES: dict[str, Any] = {
+    "hasCall": False, "canStartCall": False, "canLeaveConversation": True, "canDeleteConversation": False,
+    "canEnableSIP": False, "unreadMessages": 0, "unreadMention": False, "unreadMentionDirect": False,
+    "lastReadMessage": 0, "lastMessage": [],
+}
 
 
 def room_data(view: RoomView, api_version: int) -> dict[str, Any]:
@@ -83,6 +113,9 @@ def room_data(view: RoomView, api_version: int) -> dict[str, Any]:
             "isImportant": False,
             "isSensitive": False,
         })
+    hidden = {Standing.OUTSIDER: OUTSIDER_VALUES, Standing.LOBBY: LOBBY_VALUES}.get(view.standing, {})
+    for key in hidden.keys() & data.keys():
+        data[key] = hidden[key]
     return data
 
 

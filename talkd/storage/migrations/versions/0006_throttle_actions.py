@@ -4,14 +4,14 @@ The old rows counted per address or per account name and cannot be told apart by
 are dropped: at worst an attacker's delay starts again from zero once.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(300), nullable=False),
         sa.Column("occurred_at", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_auth_failures"),
+        sqlite_autoincrement=True,  # as 0005 made every table
     )
     op.create_index("ix_auth_failures_action_address_occurred_at", "auth_failures",
                     ["action", "address", "occurred_at"])
@@ -43,5 +44,6 @@ def downgrade() -> None:
         sa.Column("subject", sa.String(300), nullable=False),
         sa.Column("occurred_at", sa.Float, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_auth_failures"),
+        sqlite_autoincrement=True,  # as 0005 made every table
     )
     op.create_index("ix_auth_failures_subject_occurred_at", "auth_failures", ["subject", "occurred_at"])
