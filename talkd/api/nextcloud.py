@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from talkd.api.identify import SESSION_COOKIE, client_address, set_session_cookie
+from talkd.api.identify import client_address, session_cookie, set_session_cookie
 from talkd.api.params import read_params
 from talkd.capabilities import NEXTCLOUD_VERSION, NEXTCLOUD_VERSION_STRING
 from talkd.crypto import constant_time_equals
@@ -44,7 +44,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def _existing_session(request: web.Request, services: Services) -> WebSession | None:
-    token = request.cookies.get(SESSION_COOKIE, "")
+    token = session_cookie(request)
     return await services.web_sessions.resolve(token) if token else None
 
 

@@ -4,6 +4,8 @@ traceback; every case runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import logging
 from typing import Any
 
@@ -161,4 +163,121 @@ async def test_user_list_with_a_superscript_limit_is_400_not_996(talk: TalkClien
     async with talk.client.get(f"/ocs/v{version}.php/cloud/users?limit=%C2%B2", headers=ADMIN) as response:
         body = orjson.loads(await response.read())
         assert (response.status, body["ocs"]["meta"]["statuscode"]) == (200 if version == 1 else 400, 400)
+    _no_errors_logged(caplog)
+
+
+# Raw HTTP ------------------------------------------------------------------------------------------------
+
+
+async def _http(talk: TalkClient, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request written byte for byte (what aiohttp's client would refuse or re-encode), its answer."""
+    host, port = talk.client.host, talk.client.port
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        return status, headers, body
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def _get(path: bytes, *headers: bytes) -> bytes:
+    return b"GET " + path + b" HTTP/1.1\r\nHost: talkd\r\nConnection: close\r\n" + b"".join(
+        h + b"\r\n" for h in headers) + b"\r\n"
+
+
+def _ocs_code(body: bytes) -> int:
+    return int(orjson.loads(body)["ocs"]["meta"]["statuscode"])
+
+
+# Session cookies that are no text ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cookie", [b"\xff\xfe", b"abc\xc3", b"\xed\xa0\x80", b"tok\x80en", "\u00e9".encode()],
+                         ids=["ff-fe", "cut-sequence", "surrogate", "continuation", "latin-1-e-acute"])
+async def test_a_session_cookie_that_is_no_utf8_is_no_session(talk: TalkClient, caplog: pytest.LogCaptureFixture,
+                                                              cookie: bytes) -> None:
+    token, _ = await _room_with_message(talk)
+    cookie_header = b"Cookie: talkd_session=" + cookie
+    for path, expected in ((b"/ocs/v2.php/cloud/user?format=json", 401),
+                           (f"/ocs/v2.php{V4}/room/{token}?format=json".encode(), 404)):
+        status, _, body = await _http(talk, _get(path, b"OCS-APIRequest: true", cookie_header))
+        assert status == expected and _ocs_code(body) in (997, 404), body
+    # with Basic credentials, the cookie is not even looked at
+    status, _, _ = await _http(talk, _get(b"/ocs/v2.php/cloud/user?format=json", b"OCS-APIRequest: true",
+                                          cookie_header, f"Authorization: {basic('admin', 'admin-password')}".encode()))
+    assert status == 200
+    # the browser routes start a new session instead
+    status, headers, body = await _http(talk, _get(b"/index.php/csrftoken", cookie_header))
+    assert status == 200 and "token" in orjson.loads(body) and "talkd_session=" in headers.get("set-cookie", "")
+    _no_errors_logged(caplog)
+
+
+# Compressed bodies that do not decompress -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("version", [1, 2])
+async def test_a_body_that_does_not_decompress_is_400_in_ocs_format(
+        talk: TalkClient, caplog: pytest.LogCaptureFixture, encoding: str, version: int) -> None:
+    before = await _snapshot(talk)
+    for body in (b"garbage, not compressed", b"\x1f\x8b\x08\x00garbage", b"x\x9c\xff\xff"):
+        reply = await talk.ocs("POST", "/cloud/groups", user="admin", version=version, data=body,
+                               headers={"Content-Encoding": encoding,
+                                        "Content-Type": "application/x-www-form-urlencoded"})
+        assert reply.http_status < 500 and reply.status_code != 996, (encoding, body, reply.message)
+        reply.expect(400)
+    assert await _snapshot(talk) == before
+    # A body that does decompress still works.
+    packed = gzip.compress(b"groupid=packed")
+    (await talk.ocs("POST", "/cloud/groups", user="admin", version=version, data=packed,
+                    headers={"Content-Encoding": "gzip", "Content-Type": "application/x-www-form-urlencoded"})
+     ).expect(200)
+    _no_errors_logged(caplog)
+
+
+# Room tokens PostgreSQL text cannot hold ----------------------------------------------------------------
+
+_TOKEN_ROUTES = [
+    ("GET", f"{V4}/room/{{token}}"),
+    ("PUT", f"{V4}/room/{{token}}"),
+    ("DELETE", f"{V4}/room/{{token}}"),
+    ("GET", f"{V4}/room/{{token}}/participants"),
+    ("POST", f"{V4}/room/{{token}}/participants/active"),
+    ("DELETE", f"{V4}/room/{{token}}/participants/self"),
+    ("PUT", f"{V4}/room/{{token}}/webinar/lobby"),
+    ("POST", f"{V4}/room/{{token}}/favorite"),
+    ("GET", f"{V1}/chat/{{token}}"),
+    ("POST", f"{V1}/chat/{{token}}"),
+    ("POST", f"{V1}/chat/{{token}}/read"),
+    ("GET", f"{V1}/chat/{{token}}/mentions"),
+    ("GET", f"{V1}/reaction/{{token}}/1"),
+    ("GET", f"{V4}/call/{{token}}"),
+    ("POST", f"{V4}/call/{{token}}"),
+    ("GET", "/apps/spreed/api/v3/signaling/{token}"),
+    ("POST", "/apps/spreed/api/v1/guest/{token}/name"),
+]
+
+
+@pytest.mark.parametrize("bad", ["ab%00cd", "%00", "ab%FFcd", "ab%ED%A0%80cd", "%C0%80"],
+                         ids=["nul", "only-nul", "invalid-utf8", "surrogate", "overlong-nul"])
+@pytest.mark.parametrize("as_guest", [False, True], ids=["user", "guest"])
+async def test_a_room_token_no_database_can_hold_is_an_unknown_room(
+        talk: TalkClient, caplog: pytest.LogCaptureFixture, bad: str, as_guest: bool) -> None:
+    await _room_with_message(talk)
+    before = await _snapshot(talk)
+    for method, route in _TOKEN_ROUTES:
+        path = f"/ocs/v2.php{route}".replace("{token}", bad) + "?format=json&message=x&state=0&search=a&displayName=g"
+        auth = [] if as_guest else [f"Authorization: {basic('admin', 'admin-password')}".encode()]
+        status, _, body = await _http(talk, method.encode() + _get(path.encode(), b"OCS-APIRequest: true",
+                                                                  b"Content-Length: 0", *auth)[3:])
+        # 401/403: routes that refuse the caller before looking at the room (a user setting a guest name)
+        assert status in (401, 403, 404) and _ocs_code(body) in (997, 403, 404), (method, route, status, body)
+    assert await _snapshot(talk) == before
     _no_errors_logged(caplog)
