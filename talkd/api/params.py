@@ -3,6 +3,7 @@ with typed readers that reject bad values as InvalidInput."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from talkd.errors import InvalidInput, TooLarge
+from talkd.errors import InvalidInput, TooLarge, TooSlow
+from talkd.services import SERVICES
 
 _MISSING = object()
 
@@ -126,6 +128,22 @@ def _add(target: dict[str, Any], key: str, value: Any) -> None:
     target[key] = value
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, decompressed, read once (request.post() reuses it). Over limits.max_body_bytes
+    is TooLarge; one that does not decompress (Content-Encoding gzip/deflate) InvalidInput; one still
+    incomplete after limits.body_timeout (shorter than its Content-Length, or trickled) TooSlow. aiohttp
+    closes such a connection after the answer, once its lingering time has passed."""
+    try:
+        async with asyncio.timeout(request.app[SERVICES].settings.limits.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise TooSlow("Request body timed out") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge("Request body is too large") from None
+    except web.RequestPayloadError:
+        raise InvalidInput("Malformed request body", reason="malformed-body") from None
+
+
 async def read_params(request: web.Request, route_params: Mapping[str, str] | None = None) -> Params:
     """Query string first, then the body's values on top, then the route's own path parameters."""
     values: dict[str, Any] = {}
@@ -133,10 +151,7 @@ async def read_params(request: web.Request, route_params: Mapping[str, str] | No
         _add(values, key, value)
     if request.can_read_body:
         content_type = request.content_type
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise TooLarge("Request body is too large") from None
+        body = await read_body(request)
         if body:
             if content_type == "application/json":
                 try:
