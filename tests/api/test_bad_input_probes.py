@@ -5,16 +5,24 @@ traceback; every case runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import logging
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
+import sqlalchemy as sa
 
+from talkd.protocol.xml import render_document as render
 from talkd.storage.tables import metadata
 from tests.chat.helpers import V1, V4, group_room, send
 from tests.helpers.client import TalkClient, basic
+from tests.helpers.server import running_talkd
 
 ADMIN = {"Authorization": basic("admin", "admin-password"), "OCS-APIRequest": "true", "Accept": "application/json"}
 INT32_MAX = 2**31 - 1
@@ -25,6 +33,7 @@ async def _room_with_message(talk: TalkClient) -> tuple[str, int]:
     await talk.make_user("bob")
     token = await group_room(talk, "admin", "bob")
     message = await send(talk, token, "admin", "hello")
+    await talk.services.conversations.core.flush()  # the read marker sending batched, before any snapshot
     return token, int(message["id"])
 
 
@@ -35,7 +44,9 @@ async def _snapshot(talk: TalkClient) -> dict[str, list[tuple[Any, ...]]]:
         for table in metadata.sorted_tables:
             if table.name in ("auth_failures", "web_sessions"):
                 continue  # what the requests themselves write (logins, cookies)
-            result = await conn.execute(table.select())
+            # not when someone last logged in or used a session: the requests themselves change that
+            columns = [c for c in table.c if c.name not in ("last_login", "last_used", "last_seen")]
+            result = await conn.execute(sa.select(*columns))
             rows[table.name] = sorted((tuple(r) for r in result), key=repr)
     return rows
 
@@ -227,11 +238,12 @@ async def test_a_session_cookie_that_is_no_utf8_is_no_session(talk: TalkClient, 
 async def test_a_body_that_does_not_decompress_is_400_in_ocs_format(
         talk: TalkClient, caplog: pytest.LogCaptureFixture, encoding: str, version: int) -> None:
     before = await _snapshot(talk)
-    for body in (b"garbage, not compressed", b"\x1f\x8b\x08\x00garbage", b"x\x9c\xff\xff"):
+    for body in (b"garbage, not compressed", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage", b"x\x9c\xff\xff"):
         reply = await talk.ocs("POST", "/cloud/groups", user="admin", version=version, data=body,
-                               headers={"Content-Encoding": encoding,
+                               headers={"Content-Encoding": encoding, "Connection": "close",
                                         "Content-Type": "application/x-www-form-urlencoded"})
         assert reply.http_status < 500 and reply.status_code != 996, (encoding, body, reply.message)
+        assert reply.status_code == 400, (encoding, body, reply.message)
         reply.expect(400)
     assert await _snapshot(talk) == before
     # A body that does decompress still works.
@@ -281,3 +293,123 @@ async def test_a_room_token_no_database_can_hold_is_an_unknown_room(
         assert status in (401, 403, 404) and _ocs_code(body) in (997, 403, 404), (method, route, status, body)
     assert await _snapshot(talk) == before
     _no_errors_logged(caplog)
+
+
+# A real server: bodies that never arrive, requests that are no HTTP ---------------------------------------
+
+HANG_GUARD = 60.0  # far beyond the 0.5 s body timeout below: only a server that never answers reaches it
+
+
+async def _exchange(port: int, request: bytes) -> tuple[bytes, bytes]:
+    """Send `request` (and nothing more) and read until the server closes: (the status line, all of it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), HANG_GUARD)
+        return answer.split(b"\r\n", 1)[0], answer
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def _post(path: str, content_length: int, body: bytes, *headers: str) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: talkd", f"Content-Length: {content_length}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def test_a_body_shorter_than_its_length_gets_408_and_frees_the_handler(tmp_path: Path) -> None:
+    env = {"TALKD_LIMITS_BODY_TIMEOUT": "0.5"}
+    async with running_talkd(tmp_path / "data", extra_env=env) as server:
+        auth = f"Authorization: {basic(server.admin_user, server.admin_password)}"
+        form = "Content-Type: application/x-www-form-urlencoded"
+        cases = [  # (request, the status it must get, what the body must say)
+            (_post("/ocs/v2.php/cloud/groups", 100, b"groupid=x", auth, form, "OCS-APIRequest: true",
+                   "Accept: application/json"), 408, b'"statuscode":408'),
+            (_post("/ocs/v1.php/cloud/groups", 100, b"groupid=x", auth, form, "OCS-APIRequest: true"),
+             200, b"<statuscode>408</statuscode>"),
+            (_post("/ocs/v2.php/apps/spreed/api/v4/room", 50, b"{", auth, "Content-Type: application/json",
+                   "OCS-APIRequest: true", "Accept: application/json"), 408, b'"statuscode":408'),
+            (_post("/index.php/login/v2/poll", 40, b"token=", form), 408, b"[]"),
+            (_post("/index.php/login/v2/flow/unknown", 40, b"user=", form), 403, b"expired"),
+            (_post("/api/v1/tokens", 40, b"a=", form), 408, b'"success":false'),
+        ]
+        answers = await asyncio.gather(*(_exchange(server.port, request) for request, _, _ in cases))
+        for (_, status, needle), (status_line, answer) in zip(cases, answers, strict=True):
+            assert int(status_line.split()[1]) == status and needle in answer, answer
+        # and the server still serves
+        async with aiohttp.ClientSession() as session, session.get(f"{server.base_url}/status.php") as response:
+            assert response.status == 200
+    assert "Traceback" not in server.output()
+
+
+_MALFORMED = [
+    b"GET /status.php HTTP/1.1\r\nHost: talkd\r\nno colon in this header\r\n\r\n",
+    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: talkd\r\n\r\n",
+    b"GET /status.php HTTP/1.1\r\nHost: talkd\r\nX-Long: " + b"b" * 10_000 + b"\r\n\r\n",
+    b"GET /status.php HTTP/1.1\r\nHost: talkd\r\nContent-Length: abc\r\n\r\n",
+    b"GET /status.php HTTP/1.1\r\nHost: talkd\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    b"POST /ocs/v2.php/cloud/groups HTTP/1.1\r\nHost: talkd\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /status.php HTTP/9.9\r\nHost: talkd\r\n\r\n",
+    b"GET /status.php HTTP/1.1\r\nHost: talkd\r\n\r\n\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls\r\n\r\n",
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 tls hello\r\n\r\n",
+    b"POST /ocs/v2.php/cloud/groups HTTP/1.1\r\nHost: talkd\r\nContent-Encoding: gzip\r\nContent-Length: 8\r\n"
+    b"Content-Type: application/x-www-form-urlencoded\r\nOCS-APIRequest: true\r\n\r\nnot gzip",
+]
+
+
+async def test_malformed_requests_get_400_without_a_traceback_in_the_log(tmp_path: Path) -> None:
+    async with running_talkd(tmp_path / "data") as server:
+        for request in _MALFORMED:
+            status_line, answer = await _exchange(server.port, request)
+            assert status_line.startswith(b"HTTP/1.") and int(status_line.split()[1]) < 500, answer
+    output = server.output()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if re.match(r"\S+ (error|critical) ", line)]
+    assert not errors, errors
+    # at most one quiet line each
+    assert output.count("malformed HTTP request") <= len(_MALFORMED)
+
+
+# XML answers whatever was stored ------------------------------------------------------------------------
+
+_HOSTILE_TEXT = "bell\x07 nul-ish\x01 vt\x0b ff\x0c esc\x1b cr\r nl\n tab\t nonchars\ufffe\uffff end"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+async def test_xml_answers_stay_well_formed_whatever_a_message_holds(
+        talk: TalkClient, caplog: pytest.LogCaptureFixture, version: int) -> None:
+    token, _ = await _room_with_message(talk)
+    sent = await send(talk, token, "bob", _HOSTILE_TEXT)
+    (await talk.ocs("PUT", f"{V4}/room/{token}", user="admin", json={"roomName": "team\x02room"})).expect(200)
+    paths = [f"{V1}/chat/{token}?lookIntoFuture=0", f"{V4}/room", f"{V4}/room/{token}",
+             f"{V4}/room/{token}/participants", f"{V1}/chat/{token}/mentions?search=b"]
+    for path in paths:
+        async with talk.client.get(f"/ocs/v{version}.php{path}", headers={**ADMIN, "Accept": "application/xml"}
+                                   ) as response:
+            body = await response.read()
+            assert response.status == 200 and response.content_type == "application/xml"
+        root = ET.fromstring(body)  # expat: a real XML 1.0 parser
+        assert root.findtext("meta/statuscode") in ("100", "200")
+        if path.startswith(f"{V1}/chat/{token}?"):
+            texts = [e.findtext("message") for e in root.findall("data/element")]
+            expected = _HOSTILE_TEXT
+            for forbidden in "\x07\x01\x0b\x0c\x1b\ufffe\uffff":
+                expected = expected.replace(forbidden, "\ufffd")
+            assert expected in texts, texts  # \r, \n and \t survive as they were
+        if path == f"{V4}/room/{token}":
+            assert root.findtext("data/name") == "team\ufffdroom"
+    # JSON still gives the message exactly as stored
+    history = (await talk.ocs("GET", f"{V1}/chat/{token}", user="bob", params={"lookIntoFuture": 0})).expect(200)
+    assert any(m["id"] == sent["id"] and m["message"] == _HOSTILE_TEXT for m in history.data)
+    _no_errors_logged(caplog)
+
+
+def test_xml_element_names_are_safe_whatever_a_key_holds() -> None:
+    keys = ["a\x01", "a\u00b2", "\u00fc", "1x", "\U0001f44d", "", "a b", "<tag>", "ok-name_1.x", "\ud800"]
+    data = {key: f"value of {key!r}" for key in keys}
+    root = ET.fromstring(render("ocs", {"data": data}))
+    names = [e.tag for e in root.find("data")]  # type: ignore[union-attr]
+    assert names[-2] == "ok-name_1.x" and len(names) == len(keys)
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", name) for name in names), names
