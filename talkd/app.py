@@ -39,6 +39,7 @@ from talkd.domain.signaling import SignalingService
 from talkd.domain.signaling_settings import SignalingSettingsService
 from talkd.domain.throttle import Throttle
 from talkd.ids import RoomToken
+from talkd.log import quiet_malformed_requests
 from talkd.mail import Mailer
 from talkd.services import SERVICES, Services
 from talkd.spreed.service import SpreedService
@@ -191,6 +192,7 @@ def create_app(services: Services) -> web.Application:
     app = web.Application(client_max_size=services.settings.limits.max_body_bytes,
                           middlewares=[unknown_ocs_route])
     app[SERVICES] = services
+    quiet_malformed_requests()
     app.add_routes(nextcloud.routes)
     core.router.install(app)
     if services.settings.webrtc.enabled:

@@ -91,6 +91,8 @@ class SecuritySettings:
 @dataclass(frozen=True)
 class LimitsSettings:
     max_body_bytes: int = _opt(1_048_576, "largest accepted request body in bytes (larger: 413)")
+    body_timeout: float = _opt(60.0, "seconds a request body may take to arrive in full (slower: 408, "
+                               "and the connection is closed)")
     chat_max_length: int = _opt(32000, "longest chat message in characters (capability chat.max-length)")
     max_display_name_length: int = _opt(64, "longest user or guest display name in characters")
 
@@ -403,6 +405,8 @@ def validate(settings: Settings) -> None:
         raise ConfigError(f"log.format: {settings.log.format!r} is not text or json")
     if settings.limits.max_body_bytes < 1024:
         raise ConfigError("limits.max_body_bytes: must be at least 1024")
+    if not settings.limits.body_timeout > 0:
+        raise ConfigError("limits.body_timeout: must be positive")
     if settings.limits.chat_max_length < 1:
         raise ConfigError("limits.chat_max_length: must be positive")
     url = settings.storage.database_url

@@ -2,7 +2,8 @@
 
     TalkdError
     ├── InvalidInput            a value is malformed, out of range or missing
-    │   └── TooLarge            a value or body exceeds its configured limit
+    │   ├── TooLarge            a value or body exceeds its configured limit
+    │   └── TooSlow             a request body did not arrive within its configured time
     ├── NotAuthenticated        no (valid) credentials where they are required
     ├── Throttled               too many failed attempts of this kind from this address
     ├── Forbidden               authenticated, but this actor may not do this
@@ -35,6 +36,10 @@ class InvalidInput(TalkdError):
 
 class TooLarge(InvalidInput):
     reason = "too-large"
+
+
+class TooSlow(InvalidInput):
+    reason = "too-slow"
 
 
 class NotAuthenticated(TalkdError):

@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 import orjson
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 QUIET_LIBRARIES = ("aiohttp.access", "sqlalchemy", "alembic", "asyncio", "aiosqlite", "asyncpg")
@@ -36,6 +38,34 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(body, default=str).decode()
+
+
+class _MalformedRequests(logging.Filter):
+    """aiohttp's server logs every request it cannot parse (and every body that does not decompress)
+    with a traceback at ERROR, though the client only sent garbage and got its 400: make that one line
+    at INFO, dropped when INFO is off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, (HttpProcessingError, RequestPayloadError)):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.INFO):
+            return False
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        record.msg, record.args = "malformed HTTP request: %s", (" ".join(str(exc).split()),)
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info, record.exc_text = None, None
+        if remote is not None:
+            record.remote = remote
+        return True
+
+
+_MALFORMED = _MalformedRequests()
+
+
+def quiet_malformed_requests() -> None:
+    """Install the filter above on aiohttp's (process-wide) server logger, once."""
+    logging.getLogger("aiohttp.server").addFilter(_MALFORMED)
 
 
 def setup(level: str = "info", fmt: str = "text", access_log: bool = False) -> None:

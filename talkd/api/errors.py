@@ -16,6 +16,7 @@ from talkd.errors import (
     TalkdError,
     Throttled,
     TooLarge,
+    TooSlow,
 )
 from talkd.protocol.ocs import RESPOND_UNAUTHORISED
 
@@ -40,6 +41,7 @@ OCS_STATUS: ErrorMap = {
     Forbidden: 403,
     NotFound: 404,
     TooLarge: 413,
+    TooSlow: 408,
     InvalidInput: 400,
     AlreadyExists: 400,
     NotAllowedHere: 405,
@@ -63,6 +65,7 @@ def ocs_status(error: TalkdError, overrides: ErrorMap | None = None) -> int:
 
 SPREED_STATUS: ErrorMap = {
     TooLarge: 413,
+    TooSlow: 408,
     InvalidInput: 400,
     NotAuthenticated: 401,
     Throttled: 429,

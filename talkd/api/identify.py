@@ -53,6 +53,15 @@ def basic_credentials(request: web.Request) -> tuple[str, str] | None:
     return login, secret
 
 
+def session_cookie(request: web.Request) -> str:
+    """The session token the cookie carries, or "" when it carries none that could be one: our tokens
+    are short printable ASCII, and bytes that are no UTF-8 arrive here as surrogates no hash accepts."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    if len(token) > MAX_CREDENTIAL_LENGTH or not token.isascii() or not token.isprintable():
+        return ""
+    return token
+
+
 async def identify(request: web.Request, services: Services, *, use_cookie: bool) -> Identity:
     """Basic credentials, else (where allowed) the session cookie, else anonymous. Wrong or malformed
     credentials count as a failed login (throttled) and leave the caller anonymous, as Nextcloud's
@@ -66,7 +75,7 @@ async def identify(request: web.Request, services: Services, *, use_cookie: bool
     except NotAuthenticated:
         pass
     if use_cookie:
-        token = request.cookies.get(SESSION_COOKIE, "")
+        token = session_cookie(request)
         session = await services.web_sessions.resolve(token) if token else None
         if session is not None:
             if session.user_id is not None:

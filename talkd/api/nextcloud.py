@@ -8,12 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
-from talkd.api.identify import SESSION_COOKIE, client_address, set_session_cookie
-from talkd.api.params import read_params
+from talkd.api.identify import client_address, session_cookie, set_session_cookie
+from talkd.api.params import read_body, read_params
 from talkd.capabilities import NEXTCLOUD_VERSION, NEXTCLOUD_VERSION_STRING
 from talkd.crypto import constant_time_equals
 from talkd.domain.model import WebSession
-from talkd.errors import InvalidInput, NotAuthenticated, NotFound, Throttled, TooLarge
+from talkd.errors import InvalidInput, NotAuthenticated, NotFound, Throttled, TooLarge, TooSlow
 from talkd.services import SERVICES, Services
 
 routes = web.RouteTableDef()
@@ -44,7 +44,7 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def _existing_session(request: web.Request, services: Services) -> WebSession | None:
-    token = request.cookies.get(SESSION_COOKIE, "")
+    token = session_cookie(request)
     return await services.web_sessions.resolve(token) if token else None
 
 
@@ -89,6 +89,8 @@ async def login_flow_poll(request: web.Request) -> web.Response:
         done = await services.login_flows.poll(token)
     except TooLarge:
         return _json([], status=413)
+    except TooSlow:
+        return _json([], status=408)
     except InvalidInput:
         return _json([], status=400)
     except NotFound:
@@ -162,10 +164,13 @@ async def login_flow_grant(request: web.Request) -> web.Response:
     except NotFound:
         return _expired_page()
     try:
+        await read_body(request)  # bounded in time; post() parses what it read
         form = await request.post()
-    except web.HTTPRequestEntityTooLarge:
+    except TooLarge:
         return _page("Request too large", "<p>The form is too large.</p>", status=413)
-    except ValueError:
+    except TooSlow:
+        return _page("Request timeout", "<p>The form did not arrive in time.</p>", status=408)
+    except (InvalidInput, ValueError):
         return _page("Bad request", "<p>The form could not be read.</p>", status=400)
     fields = {k: v for k, v in form.items() if isinstance(v, str) and len(v) <= MAX_FORM_FIELD}
     # The form must come back with the token of the session that showed it (no session: no match).

@@ -3,15 +3,39 @@ with typed readers that reject bad values as InvalidInput."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from talkd.errors import InvalidInput, TooLarge
+from talkd.errors import InvalidInput, TooLarge, TooSlow
+from talkd.services import SERVICES
 
 _MISSING = object()
+
+# What storage columns hold: Integer is 32 bits on PostgreSQL, BigInteger (and every SQLite integer) 64.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+# The integer forms accepted, as PHP's is_numeric reads an integer: ASCII digits with an optional sign,
+# optional ASCII whitespace around. Talk gets fractions and exponents cast to int; talkd refuses them, and
+# anything longer than this, so no text is ever handed to int() that it refuses or is slow to convert.
+_INTEGER_TEXT = re.compile(r"[ \t\n\r\v\f]*[+-]?[0-9]+[ \t\n\r\v\f]*")
+MAX_INTEGER_TEXT = 64
+
+
+def parse_integer(value: Any) -> int | None:
+    """The integer a query, form or JSON value carries (JSON numbers must be whole), else None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_INTEGER_TEXT and _INTEGER_TEXT.fullmatch(value):
+        return int(value)
+    return None
 
 
 class Params:
@@ -49,30 +73,24 @@ class Params:
             return None
         return self.string(name, max_length=max_length)
 
-    def integer(self, name: str, default: int | None = None, *, minimum: int | None = None,
-            maximum: int | None = None, clamp: bool = False) -> int:
+    def integer(self, name: str, default: int | None = None, *, minimum: int = INT64_MIN,
+            maximum: int = INT64_MAX, clamp: bool = False) -> int:
+        """An integer within [minimum, maximum] (`clamp`: moved into it). `maximum` defaults to what a
+        BigInteger column holds; parameters stored in or compared with an Integer column pass INT32_MAX.
+        A value no column can hold is refused even where the route clamps."""
         value = self._values.get(name, _MISSING)
         if value is _MISSING or value is None or value == "":
             if default is None:
                 raise InvalidInput(f"Missing parameter {name}", reason=f"missing-{name}")
             return default
-        if isinstance(value, bool):
-            number = int(value)
-        elif isinstance(value, int):
-            number = value
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            number = int(value.strip())
-        else:
+        number = parse_integer(value)
+        if number is None:
             raise InvalidInput(f"Parameter {name} must be an integer", reason=f"invalid-{name}")
-        if minimum is not None and number < minimum:
-            if not clamp:
-                raise InvalidInput(f"Parameter {name} is too small", reason=f"invalid-{name}")
-            number = minimum
-        if maximum is not None and number > maximum:
-            if not clamp:
-                raise InvalidInput(f"Parameter {name} is too large", reason=f"invalid-{name}")
-            number = maximum
-        return number
+        if not INT64_MIN <= number <= INT64_MAX or (not clamp and number < minimum):
+            raise InvalidInput(f"Parameter {name} is out of range", reason=f"invalid-{name}")
+        if number > maximum and not clamp:
+            raise InvalidInput(f"Parameter {name} is out of range", reason=f"invalid-{name}")
+        return min(max(number, minimum), maximum)
 
     def boolean(self, name: str, default: bool = False) -> bool:
         value = self._values.get(name, _MISSING)
@@ -110,6 +128,22 @@ def _add(target: dict[str, Any], key: str, value: Any) -> None:
     target[key] = value
 
 
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, decompressed, read once (request.post() reuses it). Over limits.max_body_bytes
+    is TooLarge; one that does not decompress (Content-Encoding gzip/deflate) InvalidInput; one still
+    incomplete after limits.body_timeout (shorter than its Content-Length, or trickled) TooSlow. aiohttp
+    closes such a connection after the answer, once its lingering time has passed."""
+    try:
+        async with asyncio.timeout(request.app[SERVICES].settings.limits.body_timeout):
+            return await request.read()
+    except TimeoutError:
+        raise TooSlow("Request body timed out") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge("Request body is too large") from None
+    except web.RequestPayloadError:
+        raise InvalidInput("Malformed request body", reason="malformed-body") from None
+
+
 async def read_params(request: web.Request, route_params: Mapping[str, str] | None = None) -> Params:
     """Query string first, then the body's values on top, then the route's own path parameters."""
     values: dict[str, Any] = {}
@@ -117,10 +151,7 @@ async def read_params(request: web.Request, route_params: Mapping[str, str] | No
         _add(values, key, value)
     if request.can_read_body:
         content_type = request.content_type
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise TooLarge("Request body is too large") from None
+        body = await read_body(request)
         if body:
             if content_type == "application/json":
                 try:

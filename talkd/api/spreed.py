@@ -21,7 +21,8 @@ import orjson
 from aiohttp import web
 
 from talkd.api.errors import spreed_status
-from talkd.errors import TalkdError
+from talkd.api.params import read_body
+from talkd.errors import TalkdError, TooLarge
 from talkd.protocol.spreed import rest_error
 from talkd.services import SERVICES
 from talkd.spreed import channelling
@@ -51,12 +52,13 @@ def _origin(request: web.Request, service: SpreedService) -> str:
 
 
 async def _body(request: web.Request) -> bytes | None:
-    """The request body, or None when it is larger than any valid request here."""
+    """The request body, or None when it is larger than any valid request here (one that does not
+    decompress or arrive in time raises, as every API's body does: read_body)."""
     if (request.content_length or 0) > MAX_BODY:
         return None
     try:
-        body = await request.content.read(MAX_BODY + 1)
-    except (ValueError, ConnectionError):
+        body = await read_body(request)
+    except TooLarge:
         return None
     return body if len(body) <= MAX_BODY else None
 

@@ -22,6 +22,12 @@ Conn = AsyncConnection
 ONE_TO_ONE_LOCKS = 0x746B_0001
 
 
+def storable(text: str) -> bool:
+    """Whether both databases can hold (and so compare) `text`: PostgreSQL text refuses NUL, so a
+    token with one names no room instead of failing the query."""
+    return "\x00" not in text
+
+
 def _room(row: Any) -> Room:
     return Room(
         id=row.id, token=RoomToken(row.token), type=RoomType(row.type), name=row.name,
@@ -77,6 +83,8 @@ class RoomStore:
         return _room(result.one())
 
     async def by_token(self, conn: Conn, token: str, *, for_update: bool = False) -> Room | None:
+        if not storable(token):
+            return None
         query = sa.select(rooms).where(rooms.c.token == token)
         if for_update and conn.dialect.name == "postgresql":
             query = query.with_for_update()
@@ -86,6 +94,8 @@ class RoomStore:
     async def with_attendee(self, conn: Conn, token: str, actor_type: ActorType, actor_id: str
                             ) -> tuple[Room, Attendee | None] | None:
         """The room and this actor's attendee row in one query (the hot path of every request)."""
+        if not storable(token):
+            return None
         row = (await conn.execute(_ROOM_WITH_ATTENDEE, {"token": token, "actor_type": actor_type.value,
                                                         "actor_id": actor_id})).first()
         if row is None:

@@ -50,7 +50,7 @@ async def send(req: OcsRequest) -> OcsResult:
 
 @router.delete(CHAT + "/{messageId:[0-9]{1,18}}", access=Access.PUBLIC)
 async def delete_message(req: OcsRequest) -> Any:
-    page = await chat(req).delete(req.identity, req.match("token"), int(req.match("messageId")))
+    page = await chat(req).delete(req.identity, req.match("token"), req.params.integer("messageId"))
     return page_data(page)[0]
 
 
@@ -78,7 +78,7 @@ async def mentions(req: OcsRequest) -> list[dict[str, str]]:
 @router.post(REACTION, access=Access.PUBLIC)
 async def react(req: OcsRequest) -> OcsResult:
     reaction = req.params.string("reaction", "", max_length=1000)
-    added, rows = await chat(req).react(req.identity, req.match("token"), int(req.match("messageId")), reaction,
+    added, rows = await chat(req).react(req.identity, req.match("token"), req.params.integer("messageId"), reaction,
                                         add=True)
     return OcsResult(data=reactions_data(rows), status=201 if added else 200)
 
@@ -86,7 +86,7 @@ async def react(req: OcsRequest) -> OcsResult:
 @router.delete(REACTION, access=Access.PUBLIC)
 async def unreact(req: OcsRequest) -> Any:
     reaction = req.params.string("reaction", "", max_length=1000)
-    _, rows = await chat(req).react(req.identity, req.match("token"), int(req.match("messageId")), reaction,
+    _, rows = await chat(req).react(req.identity, req.match("token"), req.params.integer("messageId"), reaction,
                                     add=False)
     return reactions_data(rows)
 
@@ -94,5 +94,5 @@ async def unreact(req: OcsRequest) -> Any:
 @router.get(REACTION, access=Access.PUBLIC)
 async def list_reactions(req: OcsRequest) -> Any:
     wanted = req.params.string("reaction", "", max_length=1000)
-    rows = await chat(req).reactions_of(req.identity, req.match("token"), int(req.match("messageId")))
+    rows = await chat(req).reactions_of(req.identity, req.match("token"), req.params.integer("messageId"))
     return reactions_data([r for r in rows if not wanted or r.reaction == wanted])

@@ -10,6 +10,7 @@ from talkd.api.errors import OcsError
 from talkd.api.ocs.room_serializers import participant_data, room_data
 from talkd.api.ocs.rooms import ONE, conversations, talk_errors
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
+from talkd.api.params import INT32_MAX
 from talkd.domain.conversation import Attendee
 from talkd.domain.participants import ParticipantService
 from talkd.domain.rooms import effective_permissions
@@ -68,7 +69,7 @@ async def remove_guest(req: OcsRequest) -> list[Any]:
 
 @router.delete(NEW + "/attendees", access=Access.PUBLIC, errors=talk_errors)
 async def remove_attendee(req: OcsRequest) -> list[Any]:
-    attendee_id = req.params.integer("attendeeId", minimum=0)
+    attendee_id = req.params.integer("attendeeId", minimum=0, maximum=INT32_MAX)
     await participants(req).remove_attendee(req.identity, req.match("token"), attendee_id)
     return []
 
@@ -111,7 +112,8 @@ async def leave(req: OcsRequest) -> list[Any]:
 async def _target(req: OcsRequest) -> Attendee | None:
     service, token = participants(req), req.match("token")
     if req.api_version >= 3:
-        return await service.find_target(token, attendee_id=req.params.integer("attendeeId", minimum=0))
+        attendee_id = req.params.integer("attendeeId", minimum=0, maximum=INT32_MAX)
+        return await service.find_target(token, attendee_id=attendee_id)
     name = req.params.string("participant", "", max_length=512)
     if not name:
         raise InvalidInput("Missing parameter participant", reason="missing-participant")

@@ -11,6 +11,7 @@ import orjson
 from talkd.api.errors import ErrorMap
 from talkd.api.ocs.room_serializers import created_room_data, room_data
 from talkd.api.ocs.routing import Access, OcsRequest, OcsRouter
+from talkd.api.params import INT32_MAX
 from talkd.domain.conversation import NotificationLevel
 from talkd.domain.rooms import ConversationService
 from talkd.domain.throttle import ThrottleAction
@@ -63,7 +64,7 @@ async def list_rooms(req: OcsRequest) -> OcsResult:
 
 @router.post(ROOM, access=Access.USER, errors=talk_errors)
 async def create_room(req: OcsRequest) -> OcsResult:
-    room_type = req.params.integer("roomType", 0)
+    room_type = req.params.integer("roomType", 0, maximum=INT32_MAX)
     view, created = await conversations(req).create(
         req.identity, room_type, name=req.params.string("roomName", "", max_length=name_length(req)),
         invite=req.params.string("invite", "", max_length=255), source=req.params.string("source", "", max_length=32),
@@ -115,14 +116,15 @@ async def set_password(req: OcsRequest) -> list[Any]:
 # Read-only and lobby need a login (Talk's NoAdminRequired without PublicPage): guest moderators get 401.
 @router.put(ONE + "/read-only", access=Access.USER, errors=talk_errors)
 async def set_read_only(req: OcsRequest) -> list[Any]:
-    await conversations(req).set_read_only(req.identity, req.match("token"), req.params.integer("state"))
+    state = req.params.integer("state", maximum=INT32_MAX)
+    await conversations(req).set_read_only(req.identity, req.match("token"), state)
     return []
 
 
 @router.put(ONE + "/webinar/lobby", access=Access.USER, errors=talk_errors)
 async def set_lobby(req: OcsRequest) -> Any:
     token = req.match("token")
-    await conversations(req).set_lobby(req.identity, token, req.params.integer("state"),
+    await conversations(req).set_lobby(req.identity, token, req.params.integer("state", maximum=INT32_MAX),
                                        req.params.integer("timer", 0, minimum=0))
     if req.api_version >= 4:
         return room_data(await conversations(req).get(req.identity, token), req.api_version)
@@ -140,6 +142,6 @@ async def set_favorite(req: OcsRequest) -> list[Any]:
 async def set_notification_level(req: OcsRequest) -> list[Any]:
     # The seed's v1 knows levels 1..3; later versions also accept 0 (back to the default).
     minimum = NotificationLevel.ALWAYS if req.api_version == 1 else NotificationLevel.DEFAULT
-    level = req.params.integer("level")
+    level = req.params.integer("level", maximum=INT32_MAX)
     await conversations(req).set_notification_level(req.identity, req.match("token"), level, minimum=minimum)
     return []
