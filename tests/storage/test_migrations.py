@@ -236,10 +236,12 @@ async def test_sqlite_database_of_0004_upgrades_in_place_keeping_rows_ids_keys_a
             for statement in SEED_0004:
                 await conn.execute(sa.text(statement))
         before, indexes_before = await _dump(db), await _indexes(db)
-        await migrate.upgrade(db)
-        assert await migrate.current_revision(db) == migrate.head_revision()
+        await migrate.upgrade(db, "0005")
         assert await _dump(db) == before
         assert await _indexes(db) == indexes_before
+        await migrate.upgrade(db)  # later revisions change tables the seed leaves empty (auth_failures)
+        assert await migrate.current_revision(db) == migrate.head_revision()
+        assert await _dump(db) == before
         assert await schema_differences(db) == []
         async with db.read() as conn:
             assert (await conn.execute(sa.text("PRAGMA foreign_key_check"))).all() == []
