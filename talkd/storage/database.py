@@ -13,12 +13,14 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import in_greenlet
 
 from talkd.storage import datadir
 
 log = logging.getLogger(__name__)
 
 SLOW_TRANSACTION_SECONDS = 0.5
+_WRITE = "talkd_write"  # execution option of write transactions' connections
 
 
 def normalize_url(url: str) -> str:
@@ -61,6 +63,11 @@ class Database:
             self.write_engine = create_async_engine(self.url, **{**kwargs, "pool_size": 1, "max_overflow": 0})
             self._configure_sqlite(self.engine)
             self._configure_sqlite(self.write_engine)
+        # Write transactions are told apart by an execution option of their Connection, not by state on
+        # the pooled DBAPI connection: nothing has to be undone when one ends, however it ends (a
+        # cancelled one may have lost its DBAPI connection, and touching it then means reconnecting
+        # outside the greenlet: MissingGreenlet).
+        self._writer: AsyncEngine = self.write_engine.execution_options(**{_WRITE: True})
 
     @staticmethod
     def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -77,22 +84,28 @@ class Database:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        @event.listens_for(sync_engine.pool, "invalidate")
+        def on_invalidate(dbapi_connection: Any, _record: Any, _exception: Any) -> None:
+            # A transaction cancelled mid-statement is invalidated and its connection closed. A sqlite3
+            # connection closed while a cursor still holds a statement lingers (a "zombie") with its
+            # write lock until that cursor is collected, so the next writer waits busy_timeout: end the
+            # transaction first. Only inside the greenlet, where the adapter can await.
+            if in_greenlet():
+                with contextlib.suppress(Exception):
+                    dbapi_connection.rollback()
+
         @event.listens_for(sync_engine, "begin")
         def on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.info.get("write") else "BEGIN")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if connection.get_execution_options().get(_WRITE)
+                                       else "BEGIN")
 
     @asynccontextmanager
     async def transaction(self, name: str) -> AsyncIterator[AsyncConnection]:
         """A write transaction, committed on success and rolled back on any exception."""
         started = time.monotonic()
         # SQLite: one writer at a time, queued here on the lock, on the writer's own connection.
-        async with self._write_lock or contextlib.nullcontext(), self.write_engine.connect() as conn:
-            conn.sync_connection.info["write"] = True  # type: ignore[union-attr]
-            try:
-                async with conn.begin():
-                    yield conn
-            finally:
-                conn.sync_connection.info.pop("write", None)  # type: ignore[union-attr]
+        async with self._write_lock or contextlib.nullcontext(), self._writer.connect() as conn, conn.begin():
+            yield conn
         elapsed = time.monotonic() - started
         if elapsed > SLOW_TRANSACTION_SECONDS:
             log.warning("slow transaction", extra={"txn": name, "seconds": round(elapsed, 3)})
@@ -100,7 +113,8 @@ class Database:
     @staticmethod
     def in_write(conn: AsyncConnection) -> bool:
         """Whether `conn` belongs to a write transaction (see transaction())."""
-        return bool(conn.sync_connection is not None and conn.sync_connection.info.get("write"))
+        sync = conn.sync_connection
+        return bool(sync is not None and sync.get_execution_options().get(_WRITE))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
