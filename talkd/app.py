@@ -134,6 +134,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None, bus:
     conversations = ConversationService(core, accounts, hashing)
     participants = ParticipantService(core, accounts, hashing, throttle, Mailer(settings.mail, public_url(settings)),
                                       secret, settings.limits.max_display_name_length)
+    accounts.user_deleted.append(participants.remove_deleted_user)
     signaling_config = settings.signaling
     calls_service = CallService(core, signaling_config.session_ping_timeout)
     signaling_service = SignalingService(core, internal=signaling_config.mode == "internal",

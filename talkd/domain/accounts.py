@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from talkd.bus.base import EventBus
@@ -85,6 +86,9 @@ class AccountService:
         self.clock = clock
         self._secret = secret
         self._max_display_name = max_display_name_length
+        # Run after a user is deleted, like Nextcloud's UserDeletedEvent listeners (conversations
+        # remove the user from every room).
+        self.user_deleted: list[Callable[[UserId], Awaitable[None]]] = []
 
     # Users ----------------------------------------------------------------------------------------
 
@@ -156,6 +160,8 @@ class AccountService:
         except LastMember:
             raise Forbidden("The last admin cannot be deleted", reason="last-admin") from None
         await self.bus.publish(events.ACCOUNTS_TOPIC, events.credentials_changed(user.id))
+        for listener in self.user_deleted:
+            await listener(user.id)
 
     async def record_login(self, user_id: UserId) -> None:
         await self.users.update(user_id, last_login=int(self.clock.now()))

@@ -21,6 +21,7 @@ from talkd.domain.auth import Identity
 from talkd.domain.chat_tail import ChatTail, TailEntry
 from talkd.domain.chat_writer import ChatWriter, PendingSend, Written
 from talkd.domain.conversation import ActorType, Attendee, ChatMessage, Participant, Room, RoomType, Verb
+from talkd.domain.emoji import is_single_emoji
 from talkd.domain.mentions import find_mentions, render_mentions
 from talkd.domain.model import User
 from talkd.domain.permissions import Action, require, require_chat
@@ -350,8 +351,11 @@ class ChatService:
     async def react(self, identity: Identity, token: str, message_id: int, reaction: str, *, add: bool
                     ) -> tuple[bool, list[Reaction]]:
         """Add or remove one reaction; returns whether anything changed and the message's reactions."""
-        reaction = reaction.strip()
-        if not reaction or len(reaction) > MAX_REACTION_LENGTH or any(c.isspace() for c in reaction):
+        # Adding takes exactly one emoji, as Nextcloud's comments do; removing one that cannot exist is
+        # "not found" below.
+        if add and not is_single_emoji(reaction):
+            raise InvalidInput("A reaction is a single emoji", reason="invalid-reaction")
+        if not reaction or len(reaction) > MAX_REACTION_LENGTH:
             raise InvalidInput("Invalid reaction", reason="invalid-reaction")
         core, changes = self.core, Changes()
         async with core.db.transaction("chat_react") as conn:

@@ -272,6 +272,21 @@ class ParticipantService:
                 await self._drop(conn, room, me, me, changes)
         await core.announce(changes)
 
+    async def remove_deleted_user(self, user_id: str) -> None:
+        """A deleted account leaves every conversation (Talk's UserDeletedListener): its sessions and
+        call state go and the others see it removed; a room it was the only member of is deleted."""
+        core, changes = self.core, Changes()
+        async with core.db.transaction("participants_user_deleted") as conn:
+            for found, attendee in await core.rooms.of_actor(conn, ActorType.USERS, user_id):
+                room = await core.room(conn, found.token, for_update=conn.dialect.name == "postgresql")
+                others = [a for a in await core.attendees.of_room(conn, room.id)
+                          if a.id != attendee.id and a.participant_type in MEMBER_TYPES]
+                if others:
+                    await self._drop(conn, room, attendee, attendee, changes)
+                else:
+                    await core.delete_room(conn, room, changes)
+        await core.announce(changes)
+
     # Moderators -----------------------------------------------------------------------------------
 
     async def find_target(self, token: str, *, attendee_id: int | None = None, user_id: str | None = None,

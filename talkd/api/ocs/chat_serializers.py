@@ -53,7 +53,7 @@ def message_data(message: ChatMessage, token: str, *, reactions: list[Reaction] 
         "messageType": message.verb.value,
         "isReplyable": message.verb == Verb.COMMENT,
         "referenceId": message.reference_id,
-        "reactions": counts or [],
+        "reactions": counts,  # {} when empty: clients read an object (Talk sends a stdClass)
         "expirationTimestamp": 0,
         "markdown": message.verb == Verb.COMMENT,
         "silent": bool(message.parameters.get("silent")),
@@ -75,10 +75,11 @@ def page_data(page: ChatPage) -> list[dict[str, Any]]:
     return out
 
 
-def reactions_data(rows: list[Reaction]) -> dict[str, list[dict[str, Any]]] | list[Any]:
+def reactions_data(rows: list[Reaction]) -> dict[str, list[dict[str, Any]]]:
+    """A message's reactions by emoji; {} when there are none (Talk's formatReactions)."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         grouped.setdefault(row.reaction, []).append({
             "actorType": row.actor_type, "actorId": row.actor_id, "actorDisplayName": row.actor_display_name,
             "timestamp": row.created_at})
-    return grouped or []
+    return grouped
