@@ -124,3 +124,29 @@ async def test_many_local_waiters_share_one_nats_subscription() -> None:
         assert bus._remote == {}
     finally:
         await bus.close()
+
+
+async def test_released_waits_answer_at_once_and_followers_go_on(bus: EventBus) -> None:
+    """Shutdown: a waiter blocked in wait_for for an hour, and one that starts afterwards, both answer None
+    (as on their timeout) at once; an unbounded follower (async for) still gets what is published."""
+    room = topic("room", "release")
+
+    async def nothing_yet() -> str | None:
+        return None
+
+    async with bus.subscribe(room) as follower:
+        await bus.publish(room, {"type": "before"})
+        assert (await follower.get(2) or {}).get("type") == "before"
+        blocked = asyncio.create_task(wait_for(bus, [room], nothing_yet, timeout=3600, clock=SystemClock()))
+        for _ in range(500):  # until the waiter has subscribed (a hang guard, not a timing assertion)
+            if bus.subscriber_count(room) == 2:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.01)
+        assert not blocked.done()
+        bus.release_waits()
+        assert await asyncio.wait_for(blocked, 30) is None
+        assert await asyncio.wait_for(wait_for(bus, [room], nothing_yet, timeout=3600, clock=SystemClock()),
+                                      30) is None
+        await bus.publish(room, {"type": "after"})
+        followed = await asyncio.wait_for(anext(aiter(follower)), 30)
+        assert followed["type"] == "after"
