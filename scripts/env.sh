@@ -18,7 +18,10 @@ if [ -z "$UV" ]; then
   fi
   UV="$UV_TOOL/bin/uv"
 fi
-sync=("$UV" sync --frozen --quiet --project "$ROOT" --python "$("$PYTHON" -c 'import sys; print(sys.executable)')")
+# CI also checks that uv.lock still matches pyproject.toml (--locked); elsewhere it is taken as it is.
+lock_mode=--frozen
+[ "${CI:-}" = true ] && lock_mode=--locked
+sync=("$UV" sync "$lock_mode" --quiet --project "$ROOT" --python "$("$PYTHON" -c 'import sys; print(sys.executable)')")
 for extra in ${EXTRAS//,/ }; do sync+=(--extra "$extra"); done
 # The test set is installed exactly (extraneous packages removed); serving only adds what it lacks, so
 # `scripts/serve` after `scripts/test` does not uninstall the test tools.
