@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.openapi.checks import JsonSchemaError
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
@@ -43,7 +44,7 @@ from tests.helpers.server import REPO_ROOT, RunningTalkd, talkd_process
 pytestmark = pytest.mark.interop
 
 SPECS = ("openapi-full.json", "openapi-full-talk20.json")
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 20
 # A safety net, not the budget: the examples above take well under this on a loaded 2-core machine.
 SPEC_DEADLINE = 150.0
 METHODS = ("get", "put", "post", "delete", "patch")
@@ -58,7 +59,12 @@ _REACTIONS = "reactions is [] when empty, Talk sends {} (issue 11, 'Shapes that 
 _MESSAGE = "a message (lastMessage, parent, a sent message) with reactions [] does not match ChatMessage"
 _PARAMETERS = "messageParameters is [] when empty; Talk's description says object"
 _ROOM = "Room lacks fields of this Talk version (main: liveTranscriptionLanguageId...; Talk 20: notificationCalls...)"
+_INT32 = ("attendeeId beyond int32 answers 500 on PostgreSQL, e.g. DELETE .../attendees?attendeeId=19062493094 "
+          "(issue 11, 'integer parameters')")
 KNOWN: dict[str, str] = {
+    "DELETE room/{token}/attendees 5xx Server error": _INT32,
+    "POST room/{token}/moderators 5xx Server error": _INT32,
+    "DELETE room/{token}/moderators 5xx Server error": _INT32,
     "* * 4xx /ocs/data: type": _ERROR,
     "* * 2xx /ocs/data*/reactions: type": _REACTIONS,
     "* * 2xx /ocs/data*/lastMessage: anyOf": _MESSAGE,
@@ -208,13 +214,16 @@ def fuzz_operation(operation: Any, session: requests.Session, base_url: str,
     query_names = {p.name for p in operation.query}
     body_names = body_properties(operation.definition.raw)
     real = fresh_room(session, base_url) if "token" in path_names else None
-    strategy = st.tuples(operation.as_strategy(), st.booleans())
+    # Valid requests (answers checked against the schema), then invalid ones (only: no 5xx).
+    strategy = st.one_of(
+        st.tuples(operation.as_strategy(GenerationMode.POSITIVE), st.booleans(), st.just(True)),
+        st.tuples(operation.as_strategy(GenerationMode.NEGATIVE), st.booleans(), st.just(False)))
 
     @settings(max_examples=EXAMPLES_PER_OPERATION, derandomize=True, database=None, deadline=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     @given(strategy)
-    def run(drawn: tuple[Any, bool]) -> None:
-        case, use_real_room = drawn
+    def run(drawn: tuple[Any, bool, bool]) -> None:
+        case, use_real_room, valid = drawn
         if time.monotonic() > deadline:
             return
         if real is not None and use_real_room:
@@ -237,7 +246,8 @@ def fuzz_operation(operation: Any, session: requests.Session, base_url: str,
                                                      case.as_curl_command(base_url=base_url), 0, repr(exc)))
             return
         try:
-            case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+            checks = [not_a_server_error, response_schema_conformance] if valid else [not_a_server_error]
+            case.validate_response(response, checks=checks)
         except* Failure as group:
             for failure in group.exceptions:
                 assert isinstance(failure, Failure)
