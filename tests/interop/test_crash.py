@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,7 @@ async def test_acknowledged_messages_survive_sigkill_under_load(tmp_path: Path) 
 
         load = Load()
         load.up.set()
+        started = time.monotonic()
         senders = [asyncio.create_task(sender(n, server, token, auth, load)) for n in range(SENDERS)]
         try:
             for _ in range(KILLS):
@@ -111,7 +113,9 @@ async def test_acknowledged_messages_survive_sigkill_under_load(tmp_path: Path) 
                 assert await asyncio.to_thread(server.kill) == -9
                 load.since_start = 0
                 load.enough.clear()
+                restart = time.monotonic()
                 await asyncio.to_thread(server.start)
+                print(f"restarted in {time.monotonic() - restart:.1f}s")
                 load.up.set()
             await wait_for_acks(load)
         finally:
@@ -119,6 +123,8 @@ async def test_acknowledged_messages_survive_sigkill_under_load(tmp_path: Path) 
             load.up.set()
             await asyncio.gather(*senders)
 
+        print(f"{sum(map(len, load.acked.values()))} acknowledged, {len(load.unacked)} failed,"
+              f" {time.monotonic() - started:.1f}s of load")
         messages = [m for m in await chat_history(server, token, auth) if m["messageType"] == "comment"]
 
     texts = collections.Counter(m["message"] for m in messages)
