@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from talkd import __version__, memory
+from talkd import __version__
 from talkd import log as logsetup
 from talkd.app import build_services, close_services, create_app
 from talkd.config import ConfigError, Settings, add_arguments, describe, load_settings, reference_markdown
@@ -188,7 +188,6 @@ def make_runner(app: web.Application, settings: Settings) -> web.AppRunner:
 
 
 async def cmd_serve(settings: Settings, _args: argparse.Namespace) -> int:
-    memory.limit_malloc_arenas()  # before the database's threads start allocating
     services = await build_services(settings)
     created = await services.accounts.ensure_first_admin(settings.admin.user, settings.admin.password)
     if created is not None:
