@@ -9,13 +9,16 @@ The load, all on loopback, every loop bounded by count and by the deadline:
   joins     --join-rate join + leave pairs per second (POST/DELETE .../participants/active)
   logins    one password login (GET /cloud/user with the account password) every --login-every seconds
 
-Each soak user logs in once at set-up (one argon2 check, an app password) and reuses that credential,
-so the login throttle is not what is measured. Every --sample seconds the server's VmRSS is read, with
-the split of /proc/<pid>/smaps into the main heap ([heap]), other anonymous memory (thread arenas,
-large allocations, stacks) and file-backed pages. Prints a table (one row per --table-every seconds),
-then a summary: RSS at 5 minutes, at the end, growth after the first 5 minutes in %, request counts and
-error counts. Any status other than the expected ones is an error and printed. Writes
-bench/results/soak.json.
+Each soak user logs in once at set-up (one argon2 check, an app password) and reuses that credential;
+loopback is on the server's throttle allowlist (unless --throttle), so the login throttle is not what
+is measured (every poller re-checking its cached credential when the cache expires must not get 429).
+
+Every --sample seconds the server's VmRSS is read, with the split of /proc/<pid>/smaps into the main
+heap ([heap]), other anonymous memory (malloc's thread arenas, Python's arenas, stacks) and file-backed
+pages. Prints a table (one row per --table-every seconds), then a summary: RSS at 5 minutes and at the
+end (each the median of a minute of samples, so one sample landing in a password check's 64 MiB argon2
+buffer does not decide it), growth after the first 5 minutes in %, request counts and error counts. Any
+status other than the expected ones is an error and printed. Writes bench/results/soak.json.
 
   python -m bench.soak --help
   python -m bench.soak --duration 3600       # the 1-hour soak of docs/performance.md
