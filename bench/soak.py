@@ -32,7 +32,9 @@ import asyncio
 import json
 import platform
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -55,6 +57,42 @@ WORDS = ("soak", "talk", "message", "lorem", "ipsum", "dolor", "sit", "amet", "m
          "release", "review", "ok", "thanks", "see", "you", "tomorrow", "🙂", "ünïcödé")
 
 
+# With --malloc-stats this becomes the server's sitecustomize: a daemon thread appends, every few
+# seconds, what only the process itself can see, to tell Python's heap from malloc's and SQLite's.
+PROBE = '''
+import ctypes, json, os, sys, threading, time
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+def _probe(path, every):
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    sqlite = ctypes.CDLL("libsqlite3.so.0")
+    sqlite.sqlite3_memory_used.restype = sqlite.sqlite3_memory_highwater.restype = ctypes.c_int64
+    while True:
+        info = libc.mallinfo2()
+        figures = {"python_blocks": sys.getallocatedblocks(), "malloc_used": info.uordblks + info.hblkhd,
+                   "malloc_free": info.fordblks, "sqlite": sqlite.sqlite3_memory_used(),
+                   "sqlite_peak": sqlite.sqlite3_memory_highwater(0)}
+        with open(path, "a") as out:
+            out.write(json.dumps(figures) + "\\n")
+        time.sleep(every)
+
+if os.environ.get("SOAK_PROBE_FILE"):
+    threading.Thread(target=_probe, args=(os.environ["SOAK_PROBE_FILE"], float(os.environ["SOAK_PROBE_SECONDS"])),
+                     daemon=True, name="soak-probe").start()
+'''
+
+
+def last_probe(path: Path | None) -> dict[str, int] | None:
+    if path is None or not path.exists():
+        return None
+    lines = path.read_text().splitlines()
+    return dict(json.loads(lines[-1])) if lines else None
+
+
 def mib(kib: int) -> float:
     return kib / 1024
 
@@ -68,6 +106,7 @@ class Sample:
     file: float
     threads: int
     requests: int
+    probe: dict[str, int] | None = None
 
 
 def memory(pid: int) -> tuple[float, float, float, float, int]:
@@ -194,7 +233,21 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     # Loopback is exempt from the login throttle unless --throttle: the soak measures memory, and every
     # client re-checking its cached credential at once must not turn into 429s.
     env = {} if args.throttle else {"TALKD_SECURITY_BRUTEFORCE_ALLOWLIST": "127.0.0.1/32"}
+    probe_dir = Path(tempfile.mkdtemp(prefix="talkd-soak-")) if args.malloc_stats else None
+    probe_file = probe_dir / "probe.jsonl" if probe_dir else None
+    if probe_dir is not None:
+        (probe_dir / "sitecustomize.py").write_text(PROBE)
+        env.update(PYTHONPATH=f"{probe_dir}:{ROOT}", SOAK_PROBE_FILE=str(probe_file),
+                   SOAK_PROBE_SECONDS=str(args.sample))
     env.update(item.split("=", 1) for item in args.server_env)
+    try:
+        return await _soak(args, env, probe_file)
+    finally:
+        if probe_dir is not None:
+            shutil.rmtree(probe_dir, ignore_errors=True)
+
+
+async def _soak(args: argparse.Namespace, env: dict[str, str], probe_file: Path | None) -> dict[str, Any]:
     tally = Tally()
     samples: list[Sample] = []
     rng = random.Random(11)
@@ -250,7 +303,8 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(int(args.duration / args.sample) + 2):
                 at = time.monotonic() - started
                 rss, heap, anon, file, threads = memory(pid)
-                sample = Sample(round(at, 1), rss, heap, anon, file, threads, sum(tally.requests.values()))
+                sample = Sample(round(at, 1), rss, heap, anon, file, threads, sum(tally.requests.values()),
+                                last_probe(probe_file))
                 samples.append(sample)
                 if at >= next_row or not load.running():
                     print_row(sample, sum(tally.errors.values()))
@@ -259,7 +313,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                     return
                 await asyncio.sleep(min(args.sample, max(0.0, load.deadline - time.monotonic())))
 
-        print_header()
+        print_header(probe_file is not None)
         await asyncio.gather(sampler(), *(poller(i) for i in range(args.pollers)),
                              load.paced(args.rate, send), load.paced(args.list_rate, room_list),
                              load.paced(args.join_rate, join_leave), load.paced(1 / args.login_every, login))
@@ -267,14 +321,20 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     return summary(args, samples, tally, final)
 
 
-def print_header() -> None:
+def print_header(probe: bool) -> None:
+    extra = f" {'py blocks':>9} {'malloc used':>11} {'malloc free':>11} {'sqlite':>7} {'sqlite peak':>11}"
     print(f"{'seconds':>8} {'rss MiB':>8} {'heap':>7} {'anon':>7} {'file':>7} {'threads':>7} {'requests':>9} "
-          f"{'errors':>6}", flush=True)
+          f"{'errors':>6}" + (extra if probe else ""), flush=True)
 
 
 def print_row(s: Sample, errors: int) -> None:
+    extra = ""
+    if s.probe is not None:
+        p = {k: v / 2**20 for k, v in s.probe.items()}
+        extra = (f" {s.probe['python_blocks']:>9} {p['malloc_used']:>11.1f} {p['malloc_free']:>11.1f} "
+                 f"{p['sqlite']:>7.1f} {p['sqlite_peak']:>11.1f}")
     print(f"{s.seconds:>8.0f} {s.rss:>8.1f} {s.heap:>7.1f} {s.anon:>7.1f} {s.file:>7.1f} {s.threads:>7} "
-          f"{s.requests:>9} {errors:>6}", flush=True)
+          f"{s.requests:>9} {errors:>6}" + extra, flush=True)
 
 
 def median_rss(samples: list[Sample], start: float, end: float) -> float:
@@ -297,7 +357,7 @@ def summary(args: argparse.Namespace, samples: list[Sample], tally: Tally,
             "growth_after_warmup_pct": round(growth, 1), "requests": dict(sorted(tally.requests.items())),
             "errors": dict(sorted(tally.errors.items())), "errors_shown": tally.shown, "skipped": tally.skipped,
             "samples": [[s.seconds, round(s.rss, 1), round(s.heap, 1), round(s.anon, 1), round(s.file, 1),
-                         s.threads] for s in samples],
+                         s.threads] + ([s.probe] if s.probe else []) for s in samples],
             "final": {"rss": round(final[0], 1), "heap": round(final[1], 1), "anon": round(final[2], 1),
                       "file": round(final[3], 1), "threads": final[4]}}
 
@@ -331,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between table rows (60)")
     parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the server, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    parser.add_argument("--malloc-stats", action="store_true",
+                        help="also sample, inside the server (glibc, libsqlite3): Python's allocated blocks, "
+                             "malloc's used and free bytes, SQLite's memory (MiB)")
     parser.add_argument("--throttle", action="store_true", help="keep the login throttle on for loopback")
     parser.add_argument("--database-url", default="", help="PostgreSQL URL; default: SQLite in a temp dir")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "soak.json")
