@@ -72,7 +72,8 @@ async def talkd_subprocess(database_url: str, env: dict[str, str] | None = None,
     with tempfile.TemporaryDirectory() as data_dir:
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("TALKD_")}
-        environment.update(TALKD_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT), **(env or {}))
+        environment.update(TALKD_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONPATH=str(ROOT))
+        environment.update(env or {})
         argv = [sys.executable, "-m", "talkd", "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--data-dir", data_dir] + (["--database-url", database_url] if database_url else [])
         process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=environment, stdout=subprocess.DEVNULL,

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 
 SLOW_TRANSACTION_SECONDS = 0.5
 _WRITE = "talkd_write"  # execution option of write transactions' connections
+# SQLite page cache per connection, in KiB (SQLite's default is 2000 on each of up to 31 connections).
+# A reader's cache is dropped whenever the writer commits (WAL), so under chat load a big one holds
+# little that is reused, and the pool's many readers filling it made the server's RSS creep up.
+READER_CACHE_KIB = 512
+WRITER_CACHE_KIB = 2048
 
 
 def normalize_url(url: str) -> str:
@@ -61,8 +66,8 @@ class Database:
         self.write_engine: AsyncEngine = self.engine
         if self.dialect == "sqlite":
             self.write_engine = create_async_engine(self.url, **{**kwargs, "pool_size": 1, "max_overflow": 0})
-            self._configure_sqlite(self.engine)
-            self._configure_sqlite(self.write_engine)
+            self._configure_sqlite(self.engine, READER_CACHE_KIB)
+            self._configure_sqlite(self.write_engine, WRITER_CACHE_KIB)
         # Write transactions are told apart by an execution option of their Connection, not by state on
         # the pooled DBAPI connection: nothing has to be undone when one ends, however it ends (a
         # cancelled one may have lost its DBAPI connection, and touching it then means reconnecting
@@ -70,7 +75,7 @@ class Database:
         self._writer: AsyncEngine = self.write_engine.execution_options(**{_WRITE: True})
 
     @staticmethod
-    def _configure_sqlite(engine: AsyncEngine) -> None:
+    def _configure_sqlite(engine: AsyncEngine, cache_kib: int) -> None:
         sync_engine = engine.sync_engine
 
         @event.listens_for(sync_engine, "connect")
@@ -82,6 +87,7 @@ class Database:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")  # negative: KiB, not pages
             cursor.close()
 
         @event.listens_for(sync_engine.pool, "invalidate")
