@@ -44,7 +44,7 @@ from typing import Any
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector
 
-from bench.auth import ADMIN_PASSWORD, basic, talkd_subprocess
+from bench.auth import ADMIN_PASSWORD, basic, bounded, talkd_subprocess
 from bench.chat import CHAT, HEADERS, OCS, ROOM, _raise_file_limit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -360,15 +360,6 @@ def summary(args: argparse.Namespace, samples: list[Sample], tally: Tally,
                          s.threads] + ([s.probe] if s.probe else []) for s in samples],
             "final": {"rss": round(final[0], 1), "heap": round(final[1], 1), "anon": round(final[2], 1),
                       "file": round(final[3], 1), "threads": final[4]}}
-
-
-def bounded(kind: type, low: float, high: float) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
-        number = kind(value)
-        if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
-        return number
-    return parse
 
 
 def main(argv: list[str] | None = None) -> int:
