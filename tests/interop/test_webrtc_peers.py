@@ -70,7 +70,7 @@ async def test_two_peers_connect_through_coturn_with_credentials_from_talkd(
     async with running_coturn(tmp_path, secrets.token_hex(16)) as coturn:
         talk = await app_factory(stun__servers=(), turn__servers=(f"127.0.0.1:{coturn.port}",),
                                  turn__secret=coturn.secret, turn__protocols=("udp",))
-        settings = (await talk.ocs("GET", "/apps/spreed/api/v3/signaling/settings")).expect(200).data
+        settings = (await talk.ocs("GET", "/apps/spreed/api/v3/signaling/settings", user="admin")).expect(200).data
         alice, bob = pair(relay, "audio", ice_servers=ice_servers_from_settings(settings["turnservers"]),
                           relay_only=True)
         await hold_call(relay, alice, bob, timeout=CALL_TIMEOUT)
